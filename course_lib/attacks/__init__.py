@@ -1,0 +1,12 @@
+"""Adversarial attacks, one per file (FGSM, PGD), for l_inf and l_2 threat models.
+
+Every attack takes ``(model, x, y, eps, ...)`` with images ``x`` in [0, 1] and returns adversarial images
+that stay inside the eps-ball around ``x`` and inside [0, 1]. The model is attacked in eval mode and its
+train/eval mode is restored afterwards. ``eps = 0`` returns a copy of the input.
+"""
+
+from .base import NORMS, project
+from .fgsm import fgsm
+from .pgd import pgd
+
+__all__ = ["NORMS", "fgsm", "pgd", "project"]

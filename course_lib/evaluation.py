@@ -1,0 +1,87 @@
+"""Clean accuracy, robust accuracy and accuracy-versus-eps curves, batched, with progress bars.
+
+An *attack* here is any callable ``attack(model, x, y) -> x_adv`` (e.g. ``functools.partial(pgd, eps=0.3)``).
+Robust accuracy is the fraction of test points still classified correctly after the attack; the honest
+number for a defence is the per-example minimum over several attacks (:func:`worst_case_correct`).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .attacks import fgsm, pgd
+from .attacks.base import eval_mode
+from .data import check_images
+from .device import model_device
+
+Attack = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, desc: str | None):
+    check_images(x)
+    if len(x) != len(y):
+        raise ValueError(f"x and y have different lengths: {len(x)} vs {len(y)}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    starts = range(0, len(x), batch_size)
+    return tqdm(starts, desc=desc, leave=False, disable=desc is None or len(starts) < 2)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """Predicted labels (on the CPU) for images ``x`` in [0, 1]."""
+    check_images(x)
+    device = model_device(model)
+    with eval_mode(model):
+        return torch.cat([model(x[i:i + batch_size].to(device)).argmax(1).cpu()
+                          for i in range(0, len(x), batch_size)])
+
+
+def correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: Attack | None = None,
+            batch_size: int = 250, desc: str | None = "evaluating") -> torch.Tensor:
+    """Boolean per example: is the (attacked, if ``attack`` is given) image classified as ``y``?"""
+    device = model_device(model)
+    out = []
+    for i in _batches(x, y, batch_size, desc):
+        xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+        if attack is not None:
+            xb = attack(model, xb, yb)
+        out.append((predict(model, xb, batch_size) == yb.cpu()))
+    return torch.cat(out)
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
+    """Clean accuracy in [0, 1]."""
+    return correct(model, x, y, None, batch_size, desc=None).float().mean().item()
+
+
+def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: Attack,
+                    batch_size: int = 250, desc: str | None = "attacking") -> float:
+    """Accuracy under ``attack`` in [0, 1]."""
+    return correct(model, x, y, attack, batch_size, desc).float().mean().item()
+
+
+def worst_case_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: dict[str, Attack],
+                       batch_size: int = 250) -> dict[str, torch.Tensor]:
+    """Per-example correctness under each attack, plus ``"worst"``: correct under *every* attack (and clean)."""
+    results = {"clean": correct(model, x, y, None, batch_size, desc=None)}
+    for name, attack in attacks.items():
+        results[name] = correct(model, x, y, attack, batch_size, desc=name)
+    results["worst"] = torch.stack(list(results.values())).all(0)
+    return results
+
+
+def accuracy_vs_eps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_values: Sequence[float],
+                    attack: str = "pgd", norm: str = "linf", batch_size: int = 250, **attack_kwargs) -> list[float]:
+    """Accuracy under ``attack`` ("fgsm" or "pgd") at each eps; eps = 0 gives the clean accuracy."""
+    if attack not in ("fgsm", "pgd"):
+        raise ValueError(f"attack must be 'fgsm' or 'pgd', got {attack!r}")
+    fn = fgsm if attack == "fgsm" else pgd
+    return [robust_accuracy(model, x, y, partial(fn, eps=float(eps), norm=norm, **attack_kwargs),
+                            batch_size, desc=f"{attack} eps={eps:g}")
+            for eps in tqdm(eps_values, desc=f"{attack} sweep", leave=False)]

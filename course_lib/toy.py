@@ -1,0 +1,199 @@
+"""A 2-D toy problem for the geometry of randomized smoothing: data, a tiny MLP, decision-region grids.
+
+- :func:`make_moons`, :func:`make_spirals`, :func:`make_blobs`: seeded 2-D data sets (NumPy only).
+- :func:`train_mlp`: a tiny MLP (2 -> hidden -> hidden -> K) trained with Adam, optionally on Gaussian-noise
+  augmented points (the training recipe of Cohen et al. 2019, in 2-D).
+- :func:`grid`, :func:`base_regions`, :func:`smoothed_regions`: evaluate the base classifier ``f`` and the
+  smoothed classifier ``g`` (:class:`course_lib.smoothing.Smooth`, with ``domain=None`` since the toy inputs
+  are not images) on a regular grid, for pictures of decision regions and certified radii.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from .device import model_device
+from .smoothing import Smooth, radius_from_probabilities
+
+
+# ------------------------------------------------------------------------------------------ data
+def _check_n(n: int, k: int) -> None:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < k:
+        raise ValueError(f"n must be an integer >= {k}, got {n!r}")
+
+
+def _check_noise(noise: float) -> None:
+    if not noise >= 0:
+        raise ValueError(f"noise must be >= 0, got {noise!r}")
+
+
+def _as_tensors(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    order = rng.permutation(len(y))
+    return torch.as_tensor(x[order], dtype=torch.float32), torch.as_tensor(y[order], dtype=torch.long)
+
+
+def make_moons(n: int = 400, noise: float = 0.15, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two interleaved half circles (classes 0 and 1), ``n`` points (n // 2 per class), Gaussian jitter ``noise``."""
+    _check_n(n, 2)
+    _check_noise(noise)
+    rng = np.random.default_rng(seed)
+    n0 = n // 2
+    t0, t1 = np.pi * rng.random(n0), np.pi * rng.random(n - n0)
+    upper = np.stack([np.cos(t0), np.sin(t0)], 1)
+    lower = np.stack([1 - np.cos(t1), 0.5 - np.sin(t1)], 1)
+    x = np.concatenate([upper, lower]) + noise * rng.standard_normal((n, 2))
+    y = np.concatenate([np.zeros(n0, int), np.ones(n - n0, int)])
+    return _as_tensors(x, y, rng)
+
+
+def make_spirals(n: int = 600, classes: int = 3, noise: float = 0.1, turns: float = 1.0,
+                 seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``classes`` interleaved spiral arms in the unit disc (radius 0.1 .. 1), ``n`` points in total."""
+    _check_n(n, classes)
+    _check_noise(noise)
+    if classes < 2:
+        raise ValueError(f"classes must be >= 2, got {classes}")
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % classes
+    r = 0.1 + 0.9 * rng.random(n)
+    angle = 2 * np.pi * (turns * r + y / classes)
+    x = np.stack([r * np.cos(angle), r * np.sin(angle)], 1) + noise * rng.standard_normal((n, 2))
+    return _as_tensors(x, y, rng)
+
+
+def make_blobs(n: int = 300, classes: int = 3, spread: float = 0.5, radius: float = 1.5,
+               seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``classes`` isotropic Gaussian blobs (std ``spread``) centred on a circle of the given radius."""
+    _check_n(n, classes)
+    _check_noise(spread)
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % classes
+    centres = radius * np.stack([np.cos(2 * np.pi * np.arange(classes) / classes),
+                                 np.sin(2 * np.pi * np.arange(classes) / classes)], 1)
+    x = centres[y] + spread * rng.standard_normal((n, 2))
+    return _as_tensors(x, y, rng)
+
+
+# ------------------------------------------------------------------------------------------ the tiny MLP
+def mlp(num_classes: int = 2, hidden: int = 64, seed: int = 0) -> nn.Sequential:
+    """2 -> hidden -> hidden -> num_classes with ReLUs, seeded initialization."""
+    if num_classes < 2 or hidden < 1:
+        raise ValueError(f"need num_classes >= 2 and hidden >= 1, got {num_classes}, {hidden}")
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(2, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                         nn.Linear(hidden, num_classes))
+
+
+def train_mlp(x: torch.Tensor, y: torch.Tensor, hidden: int = 64, epochs: int = 300, lr: float = 1e-2,
+              noise_sigma: float = 0.0, batch_size: int = 128, seed: int = 0) -> nn.Sequential:
+    """Train :func:`mlp` on ``(x, y)`` with Adam and cross-entropy; returns the model in eval mode.
+
+    With ``noise_sigma > 0`` every batch is replaced by ``x + N(0, noise_sigma^2 I)`` (fresh noise each step),
+    the Gaussian-augmentation training of Cohen et al. (2019).
+    """
+    if x.dim() != 2 or x.shape[1] != 2 or len(x) != len(y):
+        raise ValueError(f"x must be N x 2 with one label per row, got {tuple(x.shape)} and {tuple(y.shape)}")
+    if not noise_sigma >= 0:
+        raise ValueError(f"noise_sigma must be >= 0, got {noise_sigma}")
+    if epochs < 1 or batch_size < 1 or not lr > 0:
+        raise ValueError("epochs and batch_size must be >= 1 and lr > 0")
+    model = mlp(int(y.max()) + 1, hidden, seed)
+    device = model_device(model)
+    x, y = x.to(device), y.to(device)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(x), generator=generator, device=device)
+        for i in range(0, len(x), batch_size):
+            idx = order[i:i + batch_size]
+            xb = x[idx]
+            if noise_sigma > 0:
+                xb = xb + noise_sigma * torch.randn(xb.shape, generator=generator, device=device)
+            loss = nn.functional.cross_entropy(model(xb), y[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return model.eval()
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Fraction of points the (base) model classifies correctly."""
+    return (model(x.to(model_device(model))).argmax(1).cpu() == y.cpu()).float().mean().item()
+
+
+# ------------------------------------------------------------------------------------------ grids
+@dataclass(frozen=True)
+class Grid:
+    """A ``steps x steps`` grid over ``xlim x ylim``: ``points`` (steps^2 x 2, row-major over ``yy, xx``)."""
+
+    xx: np.ndarray
+    yy: np.ndarray
+    points: torch.Tensor
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.xx.shape
+
+    def reshape(self, values) -> np.ndarray:
+        """Per-point values (length steps^2) as a ``steps x steps`` image for ``contourf``/``pcolormesh``."""
+        arr = np.asarray(values.cpu() if torch.is_tensor(values) else values)
+        return arr.reshape(self.xx.shape)
+
+
+def grid(xlim: tuple[float, float], ylim: tuple[float, float], steps: int = 100) -> Grid:
+    """A regular grid of ``steps x steps`` points covering ``xlim x ylim``."""
+    if steps < 2 or not (xlim[0] < xlim[1] and ylim[0] < ylim[1]):
+        raise ValueError(f"need steps >= 2 and increasing limits, got {steps}, {xlim}, {ylim}")
+    xx, yy = np.meshgrid(np.linspace(*xlim, steps), np.linspace(*ylim, steps))
+    points = torch.as_tensor(np.stack([xx.ravel(), yy.ravel()], 1), dtype=torch.float32)
+    return Grid(xx, yy, points)
+
+
+def data_limits(x: torch.Tensor, margin: float = 0.5) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Axis limits covering the data plus a margin."""
+    lo, hi = x.min(0).values.tolist(), x.max(0).values.tolist()
+    return (lo[0] - margin, hi[0] + margin), (lo[1] - margin, hi[1] + margin)
+
+
+@torch.no_grad()
+def base_regions(model: nn.Module, g: Grid) -> np.ndarray:
+    """The base classifier's label at every grid point (a ``steps x steps`` integer array)."""
+    model.eval()
+    return g.reshape(model(g.points.to(model_device(model))).argmax(1).cpu())
+
+
+@dataclass(frozen=True)
+class SmoothedRegions:
+    """The smoothed classifier on a grid: Monte-Carlo class frequencies and what they imply.
+
+    ``probs`` (steps x steps x K) estimate ``P(f(x + e) = c)``; ``label`` is their argmax (g's decision,
+    no abstention); ``radius`` is the plug-in radius ``sigma/2 (Phi^-1(p_A) - Phi^-1(p_B))`` of the
+    estimated top two probabilities (an estimate for pictures, NOT a certificate: use CERTIFY for that).
+    """
+
+    probs: np.ndarray
+    label: np.ndarray
+    radius: np.ndarray
+    sigma: float
+    n: int
+
+
+def smoothed_regions(model: nn.Module, g: Grid, sigma: float, n: int = 200, batch_size: int = 20_000,
+                     generator: torch.Generator | None = None) -> SmoothedRegions:
+    """Estimate the smoothed classifier at every grid point from ``n`` noise samples per point."""
+    k = int(model(g.points[:1].to(model_device(model))).shape[1])
+    smooth = Smooth(model, k, sigma, domain=None, progress=False)
+    counts = smooth.sample_noise_batch(g.points, n, batch_size=batch_size, generator=generator)
+    probs = counts / n
+    top2 = np.sort(probs, axis=1)[:, ::-1][:, :2]
+    # clip the plug-in estimates away from 0 and 1 so the picture shows finite radii
+    eps = 0.5 / n
+    radius = radius_from_probabilities(np.clip(top2[:, 0], eps, 1 - eps), np.clip(top2[:, 1], eps, 1 - eps), sigma)
+    return SmoothedRegions(probs=probs.reshape(*g.shape, k), label=g.reshape(probs.argmax(1)),
+                           radius=g.reshape(radius), sigma=float(sigma), n=int(n))

@@ -1,0 +1,212 @@
+"""The model cache ("zoo"): ``load(name)`` returns a trained model, training and caching it on a miss.
+
+Each entry is a state_dict plus metadata (recipe, profile, metrics, versions) saved with ``torch.save`` under
+``$COURSE_CACHE_DIR`` (default ``~/.cache/accuracy-vs-robustness``), in a file named by the recipe, the profile
+and a hash of both. Writes are atomic (temporary file, then ``os.replace``); loads use ``weights_only=True``;
+a corrupt or foreign file is detected and retrained; a file lock makes concurrent builds train once.
+
+Command line::
+
+    python -m course_lib.zoo list
+    python -m course_lib.zoo train --all        # or: train standard pgd_at
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from filelock import FileLock
+from torch import nn
+
+from . import training
+from .attacks import pgd
+from .data import DataSplit, load_data
+from .device import get_device, model_device, seed_everything
+from .evaluation import accuracy, robust_accuracy
+from .models import build_model
+from .profiles import Profile, get_profile
+from .recipes import RECIPES, Recipe
+
+CACHE_ENV = "COURSE_CACHE_DIR"
+FORMAT_VERSION = 1
+
+LOSSES = {
+    "standard": lambda **kw: training.standard_loss,
+    "fgsm_at": training.fgsm_at_loss,
+    "pgd_at": training.pgd_at_loss,
+    "trades": training.trades_loss,
+    "gaussian": training.gaussian_loss,
+}
+
+
+def cache_dir() -> Path:
+    """``$COURSE_CACHE_DIR`` or ``~/.cache/accuracy-vs-robustness``."""
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "accuracy-vs-robustness"
+    return Path(os.environ.get(CACHE_ENV, default)).expanduser()
+
+
+def get_recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; known recipes: {sorted(RECIPES)}")
+    return RECIPES[name]
+
+
+def _resolve(value: Any, profile: Profile) -> Any:
+    """Recipe values may name a profile size (e.g. ``"eps_linf"``): replace such names by the profile's value."""
+    return getattr(profile, value) if isinstance(value, str) and hasattr(profile, value) else value
+
+
+def recipe_key(recipe: Recipe, profile: Profile) -> str:
+    """A hash of everything that determines the trained weights."""
+    blob = json.dumps({"recipe": dataclasses.asdict(recipe), "profile": dataclasses.asdict(profile),
+                       "format": FORMAT_VERSION}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def checkpoint_path(name: str, profile: Profile | None = None) -> Path:
+    profile = profile or get_profile()
+    return cache_dir() / f"{name}--{profile.name}--{recipe_key(get_recipe(name), profile)}.pt"
+
+
+def build_for(recipe: Recipe, profile: Profile, data: DataSplit) -> nn.Module:
+    """An untrained model for ``recipe`` on the profile's data, on the default device, channels_last."""
+    x = data.x_train
+    model = build_model(recipe.arch or profile.arch, x.shape[1], x.shape[-1], data.num_classes, data.mean, data.std)
+    return model.to(get_device(), memory_format=torch.channels_last)
+
+
+def _evaluate(model: nn.Module, recipe: Recipe, profile: Profile, data: DataSplit) -> dict[str, float]:
+    n = min(profile.eval_images, len(data.x_test))
+    x, y = data.x_test[:n], data.y_test[:n]
+    metrics = {"clean_accuracy": accuracy(model, data.x_test, data.y_test), "eval_images": n}
+    if recipe.eval == "noise":
+        sigma = recipe.loss_kwargs["sigma"]
+        noise = sigma * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+        metrics["noisy_accuracy"] = correct_under_noise(model, x + noise, y)
+    else:
+        eps = profile.eps_linf
+        attack = lambda m, xb, yb: pgd(m, xb, yb, eps, steps=profile.eval_attack_steps)  # noqa: E731
+        metrics[f"pgd{profile.eval_attack_steps}_accuracy_eps{eps:g}"] = robust_accuracy(model, x, y, attack,
+                                                                                        desc=None)
+    return metrics
+
+
+@torch.no_grad()
+def correct_under_noise(model: nn.Module, x_noisy: torch.Tensor, y: torch.Tensor) -> float:
+    """Accuracy on noisy images, which (like the smoothed classifier's samples) may leave [0, 1]."""
+    return (model(x_noisy.to(model_device(model))).argmax(1).cpu() == y).float().mean().item()
+
+
+def train_recipe(name: str, profile: Profile | None = None) -> tuple[nn.Module, dict]:
+    """Train the named recipe from scratch (seeded) and return the model and its metadata."""
+    profile = profile or get_profile()
+    recipe = get_recipe(name)
+    data = load_data(profile)
+    seed_everything(recipe.seed)
+    model = build_for(recipe, profile, data)
+    kwargs = {k: _resolve(v, profile) for k, v in recipe.loss_kwargs.items()}
+    start = time.perf_counter()
+    history = training.train(model, data.x_train, data.y_train, LOSSES[recipe.loss](**kwargs),
+                             epochs=int(_resolve(recipe.epochs, profile)), lr=recipe.lr,
+                             batch_size=profile.batch_size, seed=recipe.seed, desc=f"training {name}")
+    seconds = time.perf_counter() - start
+    meta = {"name": name, "key": recipe_key(recipe, profile), "profile": profile.name,
+            "recipe": json.dumps(dataclasses.asdict(recipe), sort_keys=True), "train_seconds": seconds,
+            "final_loss": history[-1], "metrics": _evaluate(model, recipe, profile, data),
+            "torch": str(torch.__version__), "format": FORMAT_VERSION}
+    return model, meta
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    """Write to a temporary file in the same folder, then rename: readers never see a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _try_load(path: Path, key: str, model: nn.Module) -> dict | None:
+    """The metadata if ``path`` holds a valid checkpoint for ``key`` (loaded into ``model``), else None."""
+    if not path.exists():
+        return None
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(blob, dict) or blob.get("meta", {}).get("key") != key:
+            raise ValueError("checkpoint belongs to another recipe")
+        model.load_state_dict(blob["state_dict"])
+        return blob["meta"]
+    except Exception as err:  # corrupt, truncated, foreign or incompatible: retrain
+        print(f"[zoo] ignoring unusable checkpoint {path.name}: {type(err).__name__}: {err}")
+        return None
+
+
+def load(name: str, profile: Profile | str | None = None, retrain: bool = False) -> nn.Module:
+    """The trained model for recipe ``name`` in eval mode (trained and cached on a miss)."""
+    return load_with_meta(name, profile, retrain)[0]
+
+
+def load_with_meta(name: str, profile: Profile | str | None = None, retrain: bool = False) -> tuple[nn.Module, dict]:
+    """Like :func:`load`, also returning the entry's metadata (recipe, metrics, training time)."""
+    profile = profile if isinstance(profile, Profile) else get_profile(profile)
+    recipe = get_recipe(name)
+    key = recipe_key(recipe, profile)
+    path = checkpoint_path(name, profile)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        model = build_for(recipe, profile, load_data(profile))
+        meta = None if retrain else _try_load(path, key, model)
+        if meta is None:
+            model, meta = train_recipe(name, profile)
+            _atomic_save({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "meta": meta}, path)
+    return model.eval(), meta
+
+
+def metrics(name: str, profile: Profile | str | None = None) -> dict:
+    """The metrics recorded when the named model was trained (trains it on a miss)."""
+    return load_with_meta(name, profile)[1]["metrics"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m course_lib.zoo", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list the recipes and whether each is cached for the current profile")
+    tr = sub.add_parser("train", help="train (or load) recipes")
+    tr.add_argument("names", nargs="*")
+    tr.add_argument("--all", action="store_true")
+    tr.add_argument("--retrain", action="store_true", help="ignore cached checkpoints")
+    args = parser.parse_args(argv)
+    profile = get_profile()
+    if args.command == "list":
+        print(f"profile {profile.name}, cache {cache_dir()}")
+        for name, recipe in RECIPES.items():
+            state = "cached" if checkpoint_path(name, profile).exists() else "-"
+            print(f"  {name:16s} {state:7s} {recipe.description}")
+        return
+    names = list(RECIPES) if args.all else args.names
+    if not names:
+        parser.error("name recipes to train, or pass --all")
+    for name in names:
+        get_recipe(name)  # fail early on a typo
+    for name in names:
+        _, meta = load_with_meta(name, profile, retrain=args.retrain)
+        print(f"{name}: {json.dumps(meta['metrics'])} ({meta['train_seconds']:.1f} s to train)")
+
+
+if __name__ == "__main__":
+    main()
