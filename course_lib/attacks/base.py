@@ -20,9 +20,9 @@ def check_attack_inputs(x: torch.Tensor, y: torch.Tensor, eps: float, norm: str)
     check_images(x, "x")
     if norm not in NORMS:
         raise ValueError(f"unknown norm {norm!r}; choose one of {NORMS}")
-    if not eps >= 0:  # also rejects NaN
-        raise ValueError(f"eps must be >= 0, got {eps}")
-    if not torch.is_tensor(y) or y.shape[:1] != x.shape[:1]:
+    if not 0 <= eps < float("inf"):  # also rejects NaN; inf would give inf * 0 = NaN pixels
+        raise ValueError(f"eps must be finite and >= 0, got {eps}")
+    if not torch.is_tensor(y) or y.shape != x.shape[:1]:
         raise ValueError(f"y must be a tensor with one entry per image: x has {x.shape[0]} images, "
                          f"y has shape {tuple(getattr(y, 'shape', ()))}")
 

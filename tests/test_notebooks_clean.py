@@ -1,0 +1,94 @@
+"""Notebooks are committed clean: no outputs (except `# NBVAL_CHECK_OUTPUT` cells), a kernelspec, in the book.
+
+Outputs belong in the built book, not in git: they bloat the repository (slider frames are PNGs), make diffs
+unreadable, and go stale when course_lib changes. Strip them with
+`jupyter nbconvert --clear-output --inplace notebooks/*.ipynb` (then re-run the marked cells if any).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = ROOT / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+CHECK_MARKER = "# NBVAL_CHECK_OUTPUT"
+
+
+def _toc_files() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        for chapter in part.get("chapters", []):
+            files.append(chapter["file"])
+            files += [section["file"] for section in chapter.get("sections", [])]
+    files += [chapter["file"] for chapter in toc.get("chapters", [])]
+    return [f.removesuffix(".ipynb").removesuffix(".md") for f in files]
+
+
+def _id(path: Path) -> str:
+    return path.name
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, f"no notebooks found in {NOTEBOOK_DIR}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_id)
+def test_notebook_is_valid_and_has_a_kernelspec(path: Path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    kernelspec = nb.metadata.get("kernelspec", {})
+    assert kernelspec.get("name"), f"{path.name}: metadata.kernelspec.name is missing"
+    assert kernelspec.get("language", "python") == "python", f"{path.name}: not a Python kernel"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_id)
+def test_notebook_has_a_title(path: Path):
+    nb = nbformat.read(path, as_version=4)
+    first_markdown = next((c for c in nb.cells if c.cell_type == "markdown"), None)
+    assert first_markdown is not None and first_markdown.source.lstrip().startswith("# "), (
+        f"{path.name}: the first markdown cell must start with a '# Title' (the page title in the book)"
+    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_id)
+def test_notebook_has_no_outputs(path: Path):
+    nb = nbformat.read(path, as_version=4)
+    dirty = [
+        index
+        for index, cell in enumerate(nb.cells)
+        if cell.cell_type == "code"
+        and CHECK_MARKER not in cell.source
+        and (cell.get("outputs") or cell.get("execution_count") is not None)
+    ]
+    assert not dirty, (
+        f"{path.name}: code cells {dirty} have outputs or execution counts; strip them "
+        f"(jupyter nbconvert --clear-output --inplace {path.relative_to(ROOT)})"
+    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_id)
+def test_notebook_has_no_saved_widget_state(path: Path):
+    nb = nbformat.read(path, as_version=4)
+    state = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state")
+    assert not state, (
+        f"{path.name}: saved widget state in the notebook metadata (the slider PNGs); "
+        "the book build stores it itself. Remove metadata.widgets (or save with widget state off)."
+    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_id)
+def test_notebook_is_in_the_table_of_contents(path: Path):
+    entry = path.relative_to(ROOT).with_suffix("").as_posix()
+    assert entry in _toc_files(), f"{entry} is not listed in _toc.yml"
+
+
+def test_every_toc_entry_exists():
+    for entry in _toc_files():
+        candidates = [ROOT / f"{entry}{suffix}" for suffix in (".ipynb", ".md")]
+        assert any(c.is_file() for c in candidates), f"_toc.yml lists {entry}, which does not exist"
