@@ -9,8 +9,10 @@ One module per idea:
 - :mod:`course_lib.attacks`    -- FGSM and PGD (l_inf, l_2), one attack per file.
 - :mod:`course_lib.evaluation` -- clean / robust accuracy, accuracy-versus-eps curves.
 - :mod:`course_lib.training`   -- one training loop with pluggable losses (standard, FGSM-AT, PGD-AT, TRADES, noise).
-- :mod:`course_lib.zoo`        -- named training recipes and the model cache.
-- :mod:`course_lib.smoothing`  -- randomized smoothing (Cohen et al. 2019).
+- :mod:`course_lib.recipes`    -- named training recipes (and the named model pairs of the mixing chapters).
+- :mod:`course_lib.zoo`        -- the model cache: ``zoo.load(name)`` trains a recipe on a miss.
+- :mod:`course_lib.smoothing`  -- randomized smoothing: Cohen et al.'s PREDICT and CERTIFY (2019).
+- :mod:`course_lib.toy`        -- 2-D toy data sets and classifiers, where geometry teaches better than images.
 - :mod:`course_lib.sliders`    -- sliders that work in a live kernel and in the static HTML book.
 """
 

@@ -99,6 +99,10 @@ def frame_slider(
     if len(set(labels)) != len(labels):
         raise ValueError(f"readout labels must be distinct, got {labels}")
 
+    # Load the backend before plt.ioff() records the interactive state: IPython's inline backend switches
+    # interactive mode on when it is first loaded, and ioff() must restore *that* state, or the notebook's
+    # later figures would silently stop showing if the first figure of a session was drawn in here.
+    plt.close(plt.figure())
     frames = []
     for value in values:
         # ioff: figures created by render() are never shown by an interactive backend;

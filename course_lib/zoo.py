@@ -34,7 +34,7 @@ from .device import get_device, model_device, seed_everything
 from .evaluation import accuracy, robust_accuracy
 from .models import build_model
 from .profiles import Profile, get_profile
-from .recipes import RECIPES, Recipe
+from .recipes import PAIRS, RECIPES, Recipe, load_pair  # noqa: F401  (re-exported: zoo.load_pair)
 
 CACHE_ENV = "COURSE_CACHE_DIR"
 FORMAT_VERSION = 1
@@ -66,8 +66,9 @@ def _resolve(value: Any, profile: Profile) -> Any:
 
 
 def recipe_key(recipe: Recipe, profile: Profile) -> str:
-    """A hash of everything that determines the trained weights."""
-    blob = json.dumps({"recipe": dataclasses.asdict(recipe), "profile": dataclasses.asdict(profile),
+    """A hash of everything that determines the trained weights (the recipe's prose description does not)."""
+    fields = {k: v for k, v in dataclasses.asdict(recipe).items() if k != "description"}
+    blob = json.dumps({"recipe": fields, "profile": dataclasses.asdict(profile),
                        "format": FORMAT_VERSION}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

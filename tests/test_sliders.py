@@ -142,3 +142,32 @@ def test_bad_dpi_raises():
 def test_render_png_rejects_non_figures():
     with pytest.raises(TypeError):
         render_png("figure")
+
+
+def test_later_figures_still_show_in_a_notebook_kernel(monkeypatch):
+    """A slider built before any other figure of the session must not switch the inline backend's display off.
+
+    IPython's inline backend turns interactive mode on when it is first loaded; if that first load happened inside
+    frame_slider's plt.ioff(), leaving the context switched interactive mode back *off*, and every later figure of
+    the notebook vanished. Runs a real kernel (inline backend) on a two-cell notebook.
+    """
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "import matplotlib.pyplot as plt\n"
+            "from course_lib.sliders import frame_slider\n"
+            "def render(v):\n"
+            "    fig, ax = plt.subplots()\n"
+            "    ax.plot([0, v])\n"
+            "    return fig\n"
+            "box = frame_slider([1, 2], render, 'v')"),
+        nbformat.v4.new_code_cell("fig, ax = plt.subplots()\nax.plot([1, 2]);"),
+    ]
+    # the kernel inherits the environment, and the unit tests run with MPLBACKEND=Agg
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    nbclient.NotebookClient(nb, kernel_name="python3", timeout=120).execute()
+    assert nb.cells[0].outputs == [], "the slider cell must display nothing by itself (figures closed)"
+    shown = [o for o in nb.cells[1].outputs if "image/png" in o.get("data", {})]
+    assert len(shown) == 1, "the figure drawn after the slider must be displayed"

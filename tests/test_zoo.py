@@ -128,6 +128,8 @@ def test_the_key_changes_with_everything_that_determines_the_weights():
     assert key != zoo.recipe_key(dataclasses.replace(recipe, lr=2e-3), profile)
     assert key != zoo.recipe_key(dataclasses.replace(recipe, seed=1), profile)
     assert key != zoo.recipe_key(RECIPES["pgd_at"], profile)
+    # the prose description does not determine the weights: rewording it must not retrain
+    assert key == zoo.recipe_key(dataclasses.replace(recipe, description="reworded"), profile)
     assert zoo.checkpoint_path("standard", profile) != zoo.checkpoint_path("standard",
                                                                          with_sizes(profile, eval_images=8))
 
