@@ -24,8 +24,8 @@ Attack = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
 def _batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, desc: str | None):
     check_images(x)
-    if len(x) != len(y):
-        raise ValueError(f"x and y have different lengths: {len(x)} vs {len(y)}")
+    if y.shape != x.shape[:1]:  # an N x 1 y would broadcast against the N predictions into an N x N table
+        raise ValueError(f"y must hold one label per image: x has {len(x)} images, y has shape {tuple(y.shape)}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     starts = range(0, len(x), batch_size)
@@ -85,3 +85,42 @@ def accuracy_vs_eps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_valu
     return [robust_accuracy(model, x, y, partial(fn, eps=float(eps), norm=norm, **attack_kwargs),
                             batch_size, desc=f"{attack} eps={eps:g}")
             for eps in tqdm(eps_values, desc=f"{attack} sweep", leave=False)]
+
+
+def robust_evaluation(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, norm: str = "linf",
+                      steps: int = 20, restarts: int = 2, alpha: float | None = None,
+                      extra_attacks: dict[str, Attack] | None = None, seed: int = 0,
+                      batch_size: int = 250) -> dict[str, float]:
+    """An honest robustness report for one model: clean, FGSM, strong PGD, and the per-example worst case.
+
+    - ``fgsm``: one step to the boundary of the eps-ball (Goodfellow et al. 2015);
+    - ``pgd``: PGD with ``steps`` steps (default step 2.5 eps / steps) and ``restarts`` random restarts -- use
+      more steps and restarts than training did (Madry et al. 2018);
+    - any ``extra_attacks`` (e.g. a transfer attack from another model);
+    - ``worst``: the fraction of examples that survive *every* attack (and are correct when clean),
+      ``mean_i min_a 1[f(a(x_i)) = y_i]``, which is at most the minimum of the per-attack accuracies.
+
+    A defence that is only robust to one attack is not robust: report ``worst`` (Athalye et al. 2018;
+    Croce and Hein 2020). PGD's random starts come from a generator seeded with ``seed`` afresh for every batch,
+    so the report is reproducible and nested in ``restarts``: with more restarts each example keeps the starts it
+    had with fewer, so PGD accuracy can only fall (the restart sanity check of chapter 2).
+    Returns accuracies in [0, 1], keyed ``clean``, ``fgsm``, ``pgd``, the extra names, ``worst``.
+    """
+    if not 0 <= eps < float("inf"):
+        raise ValueError(f"eps must be finite and >= 0, got {eps}")
+    if int(steps) != steps or steps < 1 or int(restarts) != restarts or restarts < 1:
+        raise ValueError(f"steps and restarts must be positive integers, got {steps} and {restarts}")
+    extra_attacks = dict(extra_attacks or {})
+    clash = {"clean", "fgsm", "pgd", "worst"} & set(extra_attacks)
+    if clash:
+        raise ValueError(f"extra attack names {sorted(clash)} clash with the built-in ones")
+
+    def strong_pgd(m: nn.Module, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        # a fresh generator per batch: the first r random starts are the same for any number of restarts >= r
+        generator = torch.Generator(device=xb.device).manual_seed(seed)
+        return pgd(m, xb, yb, eps, alpha=alpha, steps=int(steps), restarts=int(restarts), norm=norm,
+                   generator=generator)
+
+    attacks: dict[str, Attack] = {"fgsm": partial(fgsm, eps=eps, norm=norm), "pgd": strong_pgd, **extra_attacks}
+    results = worst_case_correct(model, x, y, attacks, batch_size)
+    return {name: hits.float().mean().item() for name, hits in results.items()}

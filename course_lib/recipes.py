@@ -45,7 +45,39 @@ register(Recipe("fgsm_at", "FGSM adversarial training at the profile's l_inf eps
 register(Recipe("pgd_at", "PGD-7 adversarial training at the profile's l_inf eps, eps ramped over 3 epochs "
                 "(Madry et al. 2018)", loss="pgd_at", loss_kwargs={"eps": "eps_linf"}, epochs="at_epochs"))
 
+# Capacity: the low-capacity tiny_cnn (conv4-conv8-fc32), standard and PGD-AT.
+register(Recipe("tiny_standard", "standard training of the low-capacity tiny_cnn", arch="tiny_cnn"))
+register(Recipe("tiny_pgd_at", "PGD adversarial training of the low-capacity tiny_cnn at the profile's l_inf eps "
+                "(Madry et al. 2018)", loss="pgd_at", loss_kwargs={"eps": "eps_linf", "steps": "train_attack_steps"},
+                arch="tiny_cnn", epochs="at_epochs"))
+
+# TRADES at several beta (Zhang et al. 2019) on the tiny_cnn: the accuracy-robustness trade-off curve.
+# The sweep uses the standard-training epoch budget (half of PGD-AT's in the quick profile) so that four models fit
+# the chapter's CPU budget; on the small_cnn the sweep would cost about three times as much.
+TRADES_BETAS = (0.1, 0.5, 1.5, 6.0)
+for _beta in TRADES_BETAS:
+    register(Recipe(f"tiny_trades_{_beta:g}", f"TRADES on the tiny_cnn, beta = {_beta:g} (Zhang et al. 2019)",
+                    loss="trades",
+                    loss_kwargs={"eps": "eps_linf", "beta": _beta, "steps": "train_attack_steps"},
+                    arch="tiny_cnn", epochs="train_epochs"))
+
 # --- chapter 3: Gaussian-noise training for randomized smoothing -------------------------------------------
 for _sigma in (0.12, 0.25, 0.50, 1.00):
     register(Recipe(f"gaussian_{_sigma:.2f}", f"Gaussian data augmentation, sigma = {_sigma} (Cohen et al. 2019)",
                     loss="gaussian", loss_kwargs={"sigma": _sigma}, epochs="noise_epochs", eval="noise"))
+
+# --- named (accurate, robust) pairs: the base models of the mixing chapters (6-7) --------------------------
+# "mixing": the standard model and a robust model with a real clean-accuracy gap (measured in chapter 2).
+PAIRS: dict[str, tuple[str, str]] = {"mixing": ("standard", "tiny_trades_6")}
+
+
+def load_pair(name: str, profile=None):
+    """The (accurate, robust) models of the named pair, from the model cache (trained on a miss).
+
+    ``profile`` is passed to :func:`course_lib.zoo.load` (a Profile, a profile name, or None for the default).
+    """
+    if name not in PAIRS:
+        raise ValueError(f"unknown pair {name!r}; known pairs: {sorted(PAIRS)}")
+    from . import zoo  # imported here: zoo imports this module
+
+    return tuple(zoo.load(recipe, profile) for recipe in PAIRS[name])

@@ -6,6 +6,7 @@ Attacks inside a loss run with the model in eval mode and put it back in train m
 
 - standard:   E[ CE(f(x), y) ]
 - FGSM-AT:    E[ CE(f(x_fgsm), y) ]                                 (Goodfellow et al. 2015)
+              optionally from a random start, "FGSM-RS"             (Wong et al. 2020)
 - PGD-AT:     E[ max_{||d|| <= eps} CE(f(x + d), y) ] ~ E[ CE(f(x_pgd), y) ]   (Madry et al. 2018)
               By Danskin's theorem the gradient of the inner max is the gradient at the maximizer.
 - TRADES:     E[ CE(f(x), y) + beta * max_{||x'-x|| <= eps} KL(p(x) || p(x')) ]  (Zhang et al. 2019)
@@ -57,6 +58,7 @@ def pgd_at_loss(eps: float, steps: int = 7, step_ratio: float = 1 / 6, norm: str
     ``clean_weight`` in [0, 1) mixes in the clean loss: (1 - w) CE(x_adv) + w CE(x).
     """
     _check_eps(eps)
+    _check_steps(steps, step_ratio)
     if not 0 <= clean_weight < 1:
         raise ValueError(f"clean_weight must be in [0, 1), got {clean_weight}")
 
@@ -66,11 +68,23 @@ def pgd_at_loss(eps: float, steps: int = 7, step_ratio: float = 1 / 6, norm: str
     return partial(_at_loss, attack=attack, eps=eps, ramp_epochs=ramp_epochs, clean_weight=clean_weight)
 
 
-def fgsm_at_loss(eps: float, norm: str = "linf", ramp_epochs: float = 3.0, clean_weight: float = 0.0) -> TrainLoss:
-    """FGSM adversarial training (Goodfellow et al. 2015): cross-entropy at the FGSM point (no random start)."""
+def fgsm_at_loss(eps: float, norm: str = "linf", ramp_epochs: float = 3.0, clean_weight: float = 0.0,
+                 random_start: bool = False, step_ratio: float = 1.25) -> TrainLoss:
+    """FGSM adversarial training (Goodfellow et al. 2015): cross-entropy at the FGSM point.
+
+    Plain FGSM starts at x and steps to the boundary of the ball. With ``random_start`` it is "FGSM-RS" (Wong et al.
+    2020): a uniform start in the ball, then one signed step of ``step_ratio * eps`` projected back, i.e. one-step
+    PGD with a random start; the random start is what keeps one-step training from collapsing.
+    """
     _check_eps(eps)
+    if not 0 <= clean_weight < 1:
+        raise ValueError(f"clean_weight must be in [0, 1), got {clean_weight}")
+    if not step_ratio > 0:
+        raise ValueError(f"step_ratio must be > 0, got {step_ratio}")
 
     def attack(model, x, y, eps_now):
+        if random_start:
+            return pgd(model, x, y, eps_now, alpha=step_ratio * eps_now, steps=1, norm=norm)
         return fgsm(model, x, y, eps_now, norm=norm)
 
     return partial(_at_loss, attack=attack, eps=eps, ramp_epochs=ramp_epochs, clean_weight=clean_weight)
@@ -101,13 +115,20 @@ def trades_attack(model: nn.Module, x: torch.Tensor, eps: float, steps: int, ste
 
 def trades_loss(eps: float, beta: float, steps: int = 7, step_ratio: float = 1 / 6, norm: str = "linf",
                 ramp_epochs: float = 3.0) -> TrainLoss:
-    """TRADES (Zhang et al. 2019): CE(f(x), y) + beta * KL(p(x) || p(x_adv)); beta trades accuracy for robustness."""
+    """TRADES (Zhang et al. 2019): CE(f(x), y) + beta * KL(p(x) || p(x_adv)); beta trades accuracy for robustness.
+
+    x_adv maximizes the KL term (not the cross-entropy) inside the ball: see :func:`trades_attack`.
+    beta = 0 is standard training (no attack is run).
+    """
     _check_eps(eps)
-    if beta < 0:
+    _check_steps(steps, step_ratio)
+    if not beta >= 0:
         raise ValueError(f"beta must be >= 0, got {beta}")
 
     def loss(model, x, y, epoch):
         eps_now = ramp(eps, epoch, ramp_epochs)
+        if beta == 0:
+            return F.cross_entropy(model(x), y)
         x_adv = trades_attack(model, x, eps_now, steps, step_ratio, norm) if eps_now > 0 else x
         logits = model(x)
         return F.cross_entropy(logits, y) + beta * trades_kl(logits, model(x_adv))
@@ -131,8 +152,15 @@ def gaussian_loss(sigma: float) -> TrainLoss:
 
 
 def _check_eps(eps: float) -> None:
-    if not eps >= 0:
-        raise ValueError(f"eps must be >= 0, got {eps}")
+    if not 0 <= eps < float("inf"):
+        raise ValueError(f"eps must be finite and >= 0, got {eps}")
+
+
+def _check_steps(steps: int, step_ratio: float) -> None:
+    if int(steps) != steps or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps}")
+    if not step_ratio > 0:
+        raise ValueError(f"step_ratio must be > 0, got {step_ratio}")
 
 
 def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: TrainLoss = standard_loss, epochs: int = 10,
