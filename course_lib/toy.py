@@ -127,6 +127,36 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return (model(x.to(model_device(model))).argmax(1).cpu() == y.cpu()).float().mean().item()
 
 
+class HalfSpace(nn.Module):
+    r"""The linear classifier ``f(z) = 0 if w^T z <= b else 1`` (the worst case of the smoothing proof).
+
+    Under ``z ~ N(x, sigma^2 I)``, ``w^T z ~ N(w^T x, sigma^2 ||w||^2)``, so its class probabilities are known
+    exactly: ``P(f(z) = 0) = Phi((b - w^T x) / (sigma ||w||))`` (:meth:`probability`). Works on inputs of any
+    shape (flattened); handy for checking Monte-Carlo certificates against the truth.
+    """
+
+    def __init__(self, w: torch.Tensor, b: float):
+        super().__init__()
+        w = torch.as_tensor(w, dtype=torch.float32).flatten()
+        if not torch.isfinite(w).all() or w.norm() == 0:
+            raise ValueError("w must be a finite, non-zero vector")
+        self.register_buffer("w", w)
+        self.b = float(b)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        score = z.flatten(1) @ self.w - self.b
+        return torch.stack([-score, score], dim=1)
+
+    def probability(self, x: torch.Tensor, sigma: float) -> np.ndarray:
+        """Exact ``P(f(x + e) = 0)``, ``e ~ N(0, sigma^2 I)``, for each input of the batch ``x``."""
+        from scipy.stats import norm
+
+        if not sigma > 0:
+            raise ValueError(f"sigma must be > 0, got {sigma}")
+        margin = (self.b - x.flatten(1).to(self.w) @ self.w) / (sigma * self.w.norm())
+        return norm.cdf(margin.cpu().numpy())
+
+
 # ------------------------------------------------------------------------------------------ grids
 @dataclass(frozen=True)
 class Grid:

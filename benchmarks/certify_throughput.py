@@ -1,0 +1,158 @@
+"""Certification throughput of :class:`course_lib.smoothing.Smooth` (noisy samples per second).
+
+Compares, on the same model and the same forward batch size:
+
+1. ``raw forward``: the model alone on a ready-made batch (the ceiling: no noise, no counting);
+2. ``certify_batch``: :meth:`Smooth.certify_batch` on all images at once (noise drawn per image, forward
+   batches packed across images, counts on the device);
+3. ``image-by-image``: a loop like the reference implementation (locuslab/smoothing ``core.py``): one image at
+   a time, each forward batch holds that image's noise only, counts accumulated with ``numpy.bincount``.
+
+The machine may be shared: each method is timed ``--repeats`` times, interleaved, and the best (least
+disturbed) time is reported next to the median, both in wall-clock time and in CPU time of this process
+(``time.process_time``; with ``--threads 1`` it measures the work done and hardly depends on other processes
+competing for the cores). Usage::
+
+    python benchmarks/certify_throughput.py [--images 20 --n0 100 --n 1000 --batch 100 --repeats 10 --threads 1]
+
+Target: certify_batch within 10% of the raw forward throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from course_lib.smoothing import Smooth
+
+
+def small_cnn() -> nn.Module:
+    """The course's Small CNN (conv16-conv32-fc100) for 1 x 28 x 28 inputs, channels_last, eval mode."""
+    try:
+        from course_lib.models import build_model
+
+        model = build_model("small_cnn", 1, 28, 10, [0.1307], [0.3081])
+    except ImportError:  # course_lib.models not available: an equivalent network
+        model = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(32 * 7 * 7, 100), nn.ReLU(), nn.Linear(100, 10))
+    return model.eval().to(memory_format=torch.channels_last)
+
+
+def timed(fn) -> tuple[float, float]:
+    """(wall-clock seconds, CPU seconds of this process) spent in ``fn()``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def raw_forward(model: nn.Module, x: torch.Tensor, total: int, batch: int) -> None:
+    """Push ``total`` samples through the model in batches of ``batch`` (inputs prepared once, no noise)."""
+    xb = x[:1].repeat(batch, 1, 1, 1).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        done = 0
+        while done < total:
+            m = min(batch, total - done)
+            model(xb[:m])
+            done += m
+
+
+def reference_counts(model: nn.Module, x: torch.Tensor, num: int, batch: int, sigma: float,
+                     num_classes: int) -> np.ndarray:
+    """Counts for ONE image as the reference implementation draws them: noise of that image only."""
+    counts = np.zeros(num_classes, dtype=int)
+    remaining = num
+    with torch.no_grad():
+        while remaining > 0:
+            this = min(batch, remaining)
+            remaining -= this
+            xb = x.repeat((this, 1, 1, 1))
+            noise = torch.randn_like(xb) * sigma
+            predictions = model(xb + noise).argmax(1)
+            counts += np.bincount(predictions.cpu().numpy(), minlength=num_classes)
+    return counts
+
+
+def image_by_image(model: nn.Module, x: torch.Tensor, n0: int, n: int, batch: int, sigma: float) -> None:
+    for i in range(x.shape[0]):
+        reference_counts(model, x[i], n0, batch, sigma, 10)
+        reference_counts(model, x[i], n, batch, sigma, 10)
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=20)
+    parser.add_argument("--n0", type=int, default=100)
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--sigma", type=float, default=0.25)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    torch.manual_seed(0)
+    model = small_cnn()
+    x = torch.rand(args.images, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    smooth = Smooth(model, 10, args.sigma, progress=False)
+    total = args.images * (args.n0 + args.n)
+    params = sum(p.numel() for p in model.parameters())
+    print(f"Small CNN ({params:,} parameters, channels_last), {args.images} images, n0={args.n0}, n={args.n}, "
+          f"batch {args.batch}, {torch.get_num_threads()} threads: {total:,} noisy samples per run")
+
+    g = torch.Generator().manual_seed(0)
+    runs = {
+        "raw forward": lambda: raw_forward(model, x, total, args.batch),
+        "certify_batch": lambda: smooth.certify_batch(x, args.n0, args.n, 0.001, args.batch, generator=g),
+        "image-by-image (reference)": lambda: image_by_image(model, x, args.n0, args.n, args.batch, args.sigma),
+    }
+    for run in runs.values():  # warm-up (one-time allocations, oneDNN primitive caches)
+        run()
+    wall: dict[str, list[float]] = {name: [] for name in runs}
+    cpu: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(args.repeats):
+        for name, run in runs.items():
+            w, c = timed(run)
+            wall[name].append(w)
+            cpu[name].append(c)
+
+    rate = {
+        (clock, stat): {name: total / f(t[name]) for name in runs}
+        for clock, t in (("wall", wall), ("cpu", cpu)) for stat, f in (("best", min), ("median", statistics.median))
+    }
+    print(f"\n{'samples/s':28s} {'wall best':>11s} {'wall median':>12s} {'CPU best':>11s} {'CPU median':>11s}")
+    for name in runs:
+        print(f"{name:28s} " + " ".join(f"{rate[key][name]:{11 if i != 1 else 12},.0f}"
+                                        for i, key in enumerate(rate)))
+    # Paired ratios: the methods of one round ran back to back, under about the same load from other processes;
+    # the median over rounds of the per-round ratio is the most robust number on a shared machine.
+    ratios = {
+        "certify_batch / raw forward (paired, CPU, median over rounds)": statistics.median(
+            r / c for r, c in zip(cpu["raw forward"], cpu["certify_batch"])),
+        "certify_batch / image-by-image (paired, CPU, median over rounds)": statistics.median(
+            r / c for r, c in zip(cpu["image-by-image (reference)"], cpu["certify_batch"])),
+    }
+    for key in rate:
+        ratios[f"certify_batch / raw forward ({key[0]} {key[1]})"] = (rate[key]["certify_batch"]
+                                                                    / rate[key]["raw forward"])
+    for key in rate:
+        ratios[f"certify_batch / image-by-image ({key[0]} {key[1]})"] = (rate[key]["certify_batch"]
+                                                                       / rate[key]["image-by-image (reference)"])
+    print()
+    for name, value in ratios.items():
+        print(f"{name:66s} {value:6.3f}")
+    target = ratios["certify_batch / raw forward (paired, CPU, median over rounds)"]
+    verdict = "meets" if target >= 0.9 else "MISSES"
+    print(f"\ncertify_batch {verdict} the target (within 10% of the raw forward throughput; paired CPU-time ratio).")
+    return ratios
+
+
+if __name__ == "__main__":
+    main()
