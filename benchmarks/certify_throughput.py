@@ -28,20 +28,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from course_lib.models import build_model
 from course_lib.smoothing import Smooth
 
 
 def small_cnn() -> nn.Module:
     """The course's Small CNN (conv16-conv32-fc100) for 1 x 28 x 28 inputs, channels_last, eval mode."""
-    try:
-        from course_lib.models import build_model
-
-        model = build_model("small_cnn", 1, 28, 10, [0.1307], [0.3081])
-    except ImportError:  # course_lib.models not available: an equivalent network
-        model = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(32 * 7 * 7, 100), nn.ReLU(), nn.Linear(100, 10))
+    model = build_model("small_cnn", 1, 28, 10, [0.1307], [0.3081])
     return model.eval().to(memory_format=torch.channels_last)
 
 

@@ -38,7 +38,7 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "quick": Profile(
         name="quick", dataset="mnist_subset", arch="small_cnn", eps_linf=0.3, eps_l2=2.0,
-        train_epochs=15, at_epochs=30, noise_epochs=20, train_attack_steps=7, eval_attack_steps=20,
+        train_epochs=15, at_epochs=20, noise_epochs=20, train_attack_steps=7, eval_attack_steps=20,
         eval_restarts=2, eval_images=500, certify_n0=100, certify_n=1000, certify_images=100,
     ),
     "mnist": Profile(

@@ -52,7 +52,7 @@ register(Recipe("tiny_pgd_at", "PGD adversarial training of the low-capacity tin
                 arch="tiny_cnn", epochs="at_epochs"))
 
 # TRADES at several beta (Zhang et al. 2019) on the tiny_cnn: the accuracy-robustness trade-off curve.
-# The sweep uses the standard-training epoch budget (half of PGD-AT's in the quick profile) so that four models fit
+# The sweep uses the standard-training epoch budget (3/4 of PGD-AT's in the quick profile) so that four models fit
 # the chapter's CPU budget; on the small_cnn the sweep would cost about three times as much.
 TRADES_BETAS = (0.1, 0.5, 1.5, 6.0)
 for _beta in TRADES_BETAS:

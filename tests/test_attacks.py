@@ -25,24 +25,13 @@ from torch import nn
 
 from course_lib.attacks import NORMS, fgsm, pgd, project
 from course_lib.attacks.base import per_example_norm, random_start
+from helpers import Probe
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 PROPERTY = settings(max_examples=30, deadline=None)
 
 
 # ------------------------------------------------------------------------------------------ models
-class Probe(nn.Module):
-    """Identity that records whether it ran in training mode."""
-
-    def __init__(self):
-        super().__init__()
-        self.seen: list[bool] = []
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.seen.append(self.training)
-        return x
-
-
 def probe_net(channels: int, classes: int = 3, seed: int = 0) -> nn.Sequential:
     """A tiny CNN whose output depends on the mode (batch norm, dropout), with a probe in front."""
     torch.manual_seed(seed)

@@ -32,23 +32,12 @@ from course_lib.models import build_model
 from course_lib.profiles import PROFILES
 from course_lib.training import (fgsm_at_loss, gaussian_loss, pgd_at_loss, ramp, standard_loss, trades_attack,
                                  trades_kl, trades_loss, train)
+from helpers import Probe
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 # ------------------------------------------------------------------------------------------ helpers
-class Probe(nn.Module):
-    """Identity that records whether it ran in training mode."""
-
-    def __init__(self):
-        super().__init__()
-        self.seen: list[bool] = []
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.seen.append(self.training)
-        return x
-
-
 def probe_net(seed: int = 0) -> nn.Sequential:
     """A small CNN on 1 x 8 x 8 images with batch norm (its statistics count the train-mode forward passes)."""
     torch.manual_seed(seed)
