@@ -238,6 +238,27 @@ def test_chapter_page_is_small(html_dir: Path, page: str):
     )
 
 
+# TeX left as text in the prose: a dollar sign or a backslash command outside every math element.
+RAW_TEX = re.compile(r"\$|\\[A-Za-z]{2,}")
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_prose_has_no_raw_tex(html_dir: Path, page: str):
+    """Every formula of the prose reached the math renderer (an unparsed `$$` block leaves `$` and `\\mathbb` as text).
+
+    Checked on the built HTML before MathJax runs: MyST turns each formula into a `.math` element; whatever TeX is
+    left in the prose outside those (and outside code and cell outputs) was not recognized as math.
+    """
+    bs4 = pytest.importorskip("bs4")
+    soup = bs4.BeautifulSoup((html_dir / f"{page}.html").read_text(encoding="utf-8"), "html.parser")
+    main = soup.find("article") or soup.body
+    for element in main.select("div.cell_input, div.cell_output, pre, code, .math, script, style, .highlight"):
+        element.decompose()
+    text = " ".join(main.get_text(" ").split())
+    leftovers = [text[max(0, m.start() - 40):m.end() + 40] for m in RAW_TEX.finditer(text)]
+    assert not leftovers, f"{page}: {len(leftovers)} pieces of raw TeX in the prose, e.g. {leftovers[:3]}"
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_page_renders_offline(driver, base_url: str, page: str):
     seen = visit(driver, base_url, page)
