@@ -15,7 +15,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .attacks import fgsm, pgd
-from .attacks.base import eval_mode
+from .attacks.base import check_eps, check_steps, eval_mode
 from .data import check_images
 from .device import model_device
 
@@ -106,10 +106,8 @@ def robust_evaluation(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: f
     had with fewer, so PGD accuracy can only fall (the restart sanity check of chapter 2).
     Returns accuracies in [0, 1], keyed ``clean``, ``fgsm``, ``pgd``, the extra names, ``worst``.
     """
-    if not 0 <= eps < float("inf"):
-        raise ValueError(f"eps must be finite and >= 0, got {eps}")
-    if int(steps) != steps or steps < 1 or int(restarts) != restarts or restarts < 1:
-        raise ValueError(f"steps and restarts must be positive integers, got {steps} and {restarts}")
+    check_eps(eps)  # checked before any work is done
+    check_steps(steps, restarts)
     extra_attacks = dict(extra_attacks or {})
     clash = {"clean", "fgsm", "pgd", "worst"} & set(extra_attacks)
     if clash:

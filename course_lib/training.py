@@ -24,7 +24,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .attacks import fgsm, pgd
-from .attacks.base import eval_mode
+from .attacks.base import check_eps, check_steps, eval_mode
 from .data import check_images, make_loader
 from .device import model_device
 
@@ -57,7 +57,7 @@ def pgd_at_loss(eps: float, steps: int = 7, step_ratio: float = 1 / 6, norm: str
     Step size = ``step_ratio * eps`` (eps 0.3 -> 0.05); eps and step grow linearly over ``ramp_epochs``.
     ``clean_weight`` in [0, 1) mixes in the clean loss: (1 - w) CE(x_adv) + w CE(x).
     """
-    _check_eps(eps)
+    check_eps(eps)
     _check_steps(steps, step_ratio)
     if not 0 <= clean_weight < 1:
         raise ValueError(f"clean_weight must be in [0, 1), got {clean_weight}")
@@ -76,7 +76,7 @@ def fgsm_at_loss(eps: float, norm: str = "linf", ramp_epochs: float = 3.0, clean
     2020): a uniform start in the ball, then one signed step of ``step_ratio * eps`` projected back, i.e. one-step
     PGD with a random start; the random start is what keeps one-step training from collapsing.
     """
-    _check_eps(eps)
+    check_eps(eps)
     if not 0 <= clean_weight < 1:
         raise ValueError(f"clean_weight must be in [0, 1), got {clean_weight}")
     if not step_ratio > 0:
@@ -120,7 +120,7 @@ def trades_loss(eps: float, beta: float, steps: int = 7, step_ratio: float = 1 /
     x_adv maximizes the KL term (not the cross-entropy) inside the ball: see :func:`trades_attack`.
     beta = 0 is standard training (no attack is run).
     """
-    _check_eps(eps)
+    check_eps(eps)
     _check_steps(steps, step_ratio)
     if not beta >= 0:
         raise ValueError(f"beta must be >= 0, got {beta}")
@@ -151,14 +151,8 @@ def gaussian_loss(sigma: float) -> TrainLoss:
     return loss
 
 
-def _check_eps(eps: float) -> None:
-    if not 0 <= eps < float("inf"):
-        raise ValueError(f"eps must be finite and >= 0, got {eps}")
-
-
 def _check_steps(steps: int, step_ratio: float) -> None:
-    if int(steps) != steps or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps}")
+    check_steps(steps)
     if not step_ratio > 0:
         raise ValueError(f"step_ratio must be > 0, got {step_ratio}")
 

@@ -34,7 +34,7 @@ from .device import get_device, model_device, seed_everything
 from .evaluation import accuracy, robust_accuracy
 from .models import build_model
 from .profiles import Profile, get_profile
-from .recipes import PAIRS, RECIPES, Recipe, load_pair  # noqa: F401  (re-exported: zoo.load_pair)
+from .recipes import RECIPES, Recipe
 
 CACHE_ENV = "COURSE_CACHE_DIR"
 FORMAT_VERSION = 1

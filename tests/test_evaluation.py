@@ -175,8 +175,8 @@ def test_robust_evaluation_at_eps_zero_is_clean_accuracy(batch):
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(eps=-0.1), "eps must be"), (dict(eps=float("nan")), "eps must be"), (dict(eps=float("inf")), "eps must be"),
-    (dict(eps=0.1, steps=0), "steps and restarts must be positive integers"),
-    (dict(eps=0.1, restarts=0), "steps and restarts must be positive integers"),
+    (dict(eps=0.1, steps=0), "steps must be a positive integer"),
+    (dict(eps=0.1, restarts=0), "restarts must be a positive integer"),
     (dict(eps=0.1, norm="l1"), "unknown norm"),
     (dict(eps=0.1, extra_attacks={"pgd": flip}), "clash with the built-in ones"),
 ])

@@ -15,13 +15,25 @@ NORMS = ("linf", "l2")
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, y) -> summed loss
 
 
+def check_eps(eps: float) -> None:
+    """Raise ValueError unless ``eps`` is a finite radius >= 0."""
+    if not 0 <= eps < float("inf"):  # also rejects NaN; inf would give inf * 0 = NaN pixels
+        raise ValueError(f"eps must be finite and >= 0, got {eps}")
+
+
+def check_steps(steps: int, restarts: int = 1) -> None:
+    """Raise ValueError unless the attack's ``steps`` and ``restarts`` are positive integers."""
+    for value, name in ((steps, "steps"), (restarts, "restarts")):
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value}")
+
+
 def check_attack_inputs(x: torch.Tensor, y: torch.Tensor, eps: float, norm: str) -> None:
     """Raise ValueError on a bad threat model or malformed inputs."""
     check_images(x, "x")
     if norm not in NORMS:
         raise ValueError(f"unknown norm {norm!r}; choose one of {NORMS}")
-    if not 0 <= eps < float("inf"):  # also rejects NaN; inf would give inf * 0 = NaN pixels
-        raise ValueError(f"eps must be finite and >= 0, got {eps}")
+    check_eps(eps)
     if not torch.is_tensor(y) or y.shape != x.shape[:1]:
         raise ValueError(f"y must be a tensor with one entry per image: x has {x.shape[0]} images, "
                          f"y has shape {tuple(getattr(y, 'shape', ()))}")

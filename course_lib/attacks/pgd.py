@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import (LossFn, check_attack_inputs, cross_entropy_sum, eval_mode, input_gradient, project,
-                   random_start as sample_start, steepest_step)
+from .base import (LossFn, check_attack_inputs, check_steps, cross_entropy_sum, eval_mode, input_gradient,
+                   project, random_start as sample_start, steepest_step)
 
 
 def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float | None = None,
@@ -24,8 +24,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: f
         generator: torch.Generator | None = None) -> torch.Tensor:
     """PGD of radius ``eps`` with step ``alpha`` (default 2.5 * eps / steps) for ``steps`` iterations."""
     check_attack_inputs(x, y, eps, norm)
-    if int(steps) != steps or steps < 1 or int(restarts) != restarts or restarts < 1:
-        raise ValueError(f"steps and restarts must be positive integers, got {steps} and {restarts}")
+    check_steps(steps, restarts)
     alpha = 2.5 * eps / steps if alpha is None else alpha
     if not alpha > 0 and eps > 0:
         raise ValueError(f"step size alpha must be > 0, got {alpha}")
