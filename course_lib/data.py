@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from .profiles import Profile, get_profile
+from .checks import check_count
+from .profiles import Profile, resolve_profile
 
 DATA_ENV = "COURSE_DATA_DIR"
 SUBSET_SEED = 0
@@ -125,27 +126,14 @@ def load_dataset(name: str, root: str | None = None, download: bool = True) -> D
 
 
 def load_data(profile: Profile | str | None = None) -> DataSplit:
-    """The data set of a profile (default: ``$COURSE_PROFILE``)."""
-    if not isinstance(profile, Profile):
-        profile = get_profile(profile)
-    return load_dataset(profile.dataset)
+    """The data set of a profile (a Profile, a profile name, or None for ``$COURSE_PROFILE``)."""
+    return load_dataset(resolve_profile(profile).dataset)
 
 
 def make_loader(x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
     """A DataLoader over in-memory tensors; shuffling uses its own seeded generator (reproducible epochs)."""
+    check_count(batch_size, "batch_size")
     if len(x) != len(y):
         raise ValueError(f"x and y have different lengths: {len(x)} vs {len(y)}")
     generator = torch.Generator().manual_seed(seed) if shuffle else None
     return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=shuffle, generator=generator)
-
-
-def check_images(x: torch.Tensor, name: str = "x") -> None:
-    """Raise ValueError unless ``x`` is a floating N x C x H x W tensor with values in [0, 1]."""
-    if not torch.is_tensor(x) or not x.is_floating_point():
-        raise ValueError(f"{name} must be a floating-point tensor, got {type(x).__name__} "
-                         f"{getattr(x, 'dtype', '')}")
-    if x.dim() != 4:
-        raise ValueError(f"{name} must have shape N x C x H x W, got {tuple(x.shape)}")
-    if x.numel() and not ((x >= 0) & (x <= 1)).all():  # also rejects NaN
-        raise ValueError(f"{name} must lie in [0, 1] (normalization happens inside the model); "
-                         f"got range [{x.min().item():.3g}, {x.max().item():.3g}]")

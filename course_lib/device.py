@@ -1,4 +1,4 @@
-"""The one place in course_lib that chooses a device, and the one seeding helper.
+"""Where models run: the one place in course_lib that chooses a device, seeding, and eval mode.
 
 ``get_device()`` prefers CUDA, then Apple's MPS, then the CPU. Set ``COURSE_DEVICE`` (e.g. ``cpu``,
 ``cuda``, ``cuda:1``, ``mps``) to override. Everything else in the library takes the device from the model
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import random
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -22,7 +24,7 @@ def get_device() -> torch.device:
     if requested:
         try:
             device = torch.device(requested)
-        except RuntimeError as err:
+        except RuntimeError as err:  # a wrong value of the right type
             raise ValueError(f"{DEVICE_ENV}={requested!r} is not a torch device name") from err
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"{DEVICE_ENV}={requested!r} but CUDA is not available on this machine")
@@ -49,3 +51,19 @@ def model_device(model: torch.nn.Module) -> torch.device:
     for tensor in list(model.parameters()) + list(model.buffers()):
         return tensor.device
     return torch.device("cpu")
+
+
+@contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """Put ``model`` in eval mode for the duration, then restore every submodule's previous mode.
+
+    Attacks, certification and evaluation run the model in eval mode (batch norm uses its running statistics,
+    dropout is off) even when called from inside a training step.
+    """
+    modes = [m.training for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, mode in zip(model.modules(), modes):
+            module.training = mode

@@ -3,6 +3,11 @@
 An *attack* here is any callable ``attack(model, x, y) -> x_adv`` (e.g. ``functools.partial(pgd, eps=0.3)``).
 Robust accuracy is the fraction of test points still classified correctly after the attack; the honest
 number for a defence is the per-example minimum over several attacks (:func:`worst_case_correct`).
+
+*Evaluation kinds* are what the model cache measures after training a recipe: ``EVALUATIONS[recipe.eval]``
+is called as ``evaluate(model, data, profile, **recipe.eval_kwargs)`` and returns a dict of metrics that is
+stored with the checkpoint. A new kind registers itself with ``@register_evaluation(name)``; the cache never
+switches on the kind. Errors: TypeError for wrong types, ValueError for wrong values (:mod:`course_lib.checks`).
 """
 
 from __future__ import annotations
@@ -15,27 +20,43 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .attacks import fgsm, pgd
-from .attacks.base import check_eps, check_steps, eval_mode
-from .data import check_images
-from .device import model_device
+from .attacks.base import check_steps
+from .checks import IMAGE_DOMAIN, Domain, check_choice, check_count, check_eps, check_inputs, check_labels
+from .data import DataSplit
+from .device import eval_mode, model_device
+from .profiles import Profile
 
 Attack = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+Evaluation = Callable[..., dict]
+
+EVALUATIONS: dict[str, Evaluation] = {}
+"""Evaluation kinds by the name recipes use (``Recipe.eval``); filled by :func:`register_evaluation`."""
 
 
-def _batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, desc: str | None):
-    check_images(x)
-    if y.shape != x.shape[:1]:  # an N x 1 y would broadcast against the N predictions into an N x N table
-        raise ValueError(f"y must hold one label per image: x has {len(x)} images, y has shape {tuple(y.shape)}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+def register_evaluation(name: str) -> Callable[[Evaluation], Evaluation]:
+    """Decorator: register ``evaluate(model, data, profile, **kwargs) -> metrics`` under ``name``."""
+    def add(evaluate: Evaluation) -> Evaluation:
+        if name in EVALUATIONS:
+            raise ValueError(f"an evaluation named {name!r} is already registered")
+        EVALUATIONS[name] = evaluate
+        return evaluate
+    return add
+
+
+def _batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, desc: str | None, domain: Domain):
+    check_inputs(x, domain)
+    check_labels(y, x.shape[0])
+    check_count(batch_size, "batch_size")
     starts = range(0, len(x), batch_size)
     return tqdm(starts, desc=desc, leave=False, disable=desc is None or len(starts) < 2)
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """Predicted labels (on the CPU) for images ``x`` in [0, 1]."""
-    check_images(x)
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 500, domain: Domain = IMAGE_DOMAIN) -> torch.Tensor:
+    """Predicted labels (on the CPU) of ``model`` in eval mode for inputs ``x`` (images in [0, 1] by default;
+    ``domain=None`` for noisy images, which may leave [0, 1], and for inputs that are not images)."""
+    check_inputs(x, domain)
+    check_count(batch_size, "batch_size")
     device = model_device(model)
     with eval_mode(model):
         return torch.cat([model(x[i:i + batch_size].to(device)).argmax(1).cpu()
@@ -43,21 +64,22 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.T
 
 
 def correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: Attack | None = None,
-            batch_size: int = 250, desc: str | None = "evaluating") -> torch.Tensor:
-    """Boolean per example: is the (attacked, if ``attack`` is given) image classified as ``y``?"""
+            batch_size: int = 250, desc: str | None = "evaluating", domain: Domain = IMAGE_DOMAIN) -> torch.Tensor:
+    """Boolean per example: is the (attacked, if ``attack`` is given) input classified as ``y``?"""
     device = model_device(model)
     out = []
-    for i in _batches(x, y, batch_size, desc):
+    for i in _batches(x, y, batch_size, desc, domain):
         xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
         if attack is not None:
             xb = attack(model, xb, yb)
-        out.append((predict(model, xb, batch_size) == yb.cpu()))
+        out.append((predict(model, xb, batch_size, domain) == yb.cpu()))
     return torch.cat(out)
 
 
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
-    """Clean accuracy in [0, 1]."""
-    return correct(model, x, y, None, batch_size, desc=None).float().mean().item()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500,
+             domain: Domain = IMAGE_DOMAIN) -> float:
+    """Clean accuracy in [0, 1] (the one accuracy helper: images, noisy images with ``domain=None``, 2-D points)."""
+    return correct(model, x, y, None, batch_size, desc=None, domain=domain).float().mean().item()
 
 
 def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: Attack,
@@ -79,8 +101,7 @@ def worst_case_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attac
 def accuracy_vs_eps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_values: Sequence[float],
                     attack: str = "pgd", norm: str = "linf", batch_size: int = 250, **attack_kwargs) -> list[float]:
     """Accuracy under ``attack`` ("fgsm" or "pgd") at each eps; eps = 0 gives the clean accuracy."""
-    if attack not in ("fgsm", "pgd"):
-        raise ValueError(f"attack must be 'fgsm' or 'pgd', got {attack!r}")
+    check_choice(attack, ("fgsm", "pgd"), "attack")
     fn = fgsm if attack == "fgsm" else pgd
     return [robust_accuracy(model, x, y, partial(fn, eps=float(eps), norm=norm, **attack_kwargs),
                             batch_size, desc=f"{attack} eps={eps:g}")
@@ -122,3 +143,30 @@ def robust_evaluation(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: f
     attacks: dict[str, Attack] = {"fgsm": partial(fgsm, eps=eps, norm=norm), "pgd": strong_pgd, **extra_attacks}
     results = worst_case_correct(model, x, y, attacks, batch_size)
     return {name: hits.float().mean().item() for name, hits in results.items()}
+
+
+
+# ---------------------------------------------------------------------------------------- evaluation kinds
+def _eval_split(data: DataSplit, profile: Profile) -> tuple[torch.Tensor, torch.Tensor]:
+    n = min(profile.attack.images, len(data.x_test))
+    return data.x_test[:n], data.y_test[:n]
+
+
+@register_evaluation("robust")
+def evaluate_robust(model: nn.Module, data: DataSplit, profile: Profile) -> dict:
+    """Clean accuracy on the whole test split; PGD accuracy at the profile's l_inf eps on its evaluation images."""
+    x, y = _eval_split(data, profile)
+    eps, steps = profile.attack.eps_linf, profile.attack.steps
+    attack = partial(pgd, eps=eps, steps=steps)
+    return {"clean_accuracy": accuracy(model, data.x_test, data.y_test), "eval_images": len(x),
+            f"pgd{steps}_accuracy_eps{eps:g}": robust_accuracy(model, x, y, attack, desc=None)}
+
+
+@register_evaluation("noise")
+def evaluate_noise(model: nn.Module, data: DataSplit, profile: Profile, sigma: float) -> dict:
+    """Clean accuracy, and accuracy on the evaluation images under one seeded draw of N(0, sigma^2 I) noise
+    (not clipped to [0, 1], as the smoothed classifier samples it)."""
+    x, y = _eval_split(data, profile)
+    noise = sigma * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+    return {"clean_accuracy": accuracy(model, data.x_test, data.y_test), "eval_images": len(x),
+            "noisy_accuracy": accuracy(model, x + noise, y, domain=None)}

@@ -1,8 +1,9 @@
 """A 2-D toy problem for the geometry of randomized smoothing: data, a tiny MLP, decision-region grids.
 
 - :func:`make_moons`, :func:`make_spirals`, :func:`make_blobs`: seeded 2-D data sets (NumPy only).
-- :func:`train_mlp`: a tiny MLP (2 -> hidden -> hidden -> K) trained with Adam, optionally on Gaussian-noise
-  augmented points (the training recipe of Cohen et al. 2019, in 2-D).
+- :func:`train_mlp`: a tiny MLP (2 -> hidden -> hidden -> K) trained by the course's training loop, optionally on
+  Gaussian-noise augmented points (the training recipe of Cohen et al. 2019, in 2-D). Its accuracy is
+  ``course_lib.evaluation.accuracy(model, x, y, domain=None)``.
 - :func:`grid`, :func:`base_regions`, :func:`smoothed_regions`: evaluate the base classifier ``f`` and the
   smoothed classifier ``g`` (:class:`course_lib.smoothing.Smooth`, with ``domain=None`` since the toy inputs
   are not images) on a regular grid, for pictures of decision regions and certified radii.
@@ -16,8 +17,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .device import model_device
+from .checks import check_labels, check_real, check_tensor
+from .device import get_device, model_device
+from .models import mlp
 from .smoothing import Smooth, radius_from_probabilities
+from .training import gaussian_loss, standard_loss, train
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -79,52 +83,25 @@ def make_blobs(n: int = 300, classes: int = 3, spread: float = 0.5, radius: floa
 
 
 # ------------------------------------------------------------------------------------------ the tiny MLP
-def mlp(num_classes: int = 2, hidden: int = 64, seed: int = 0) -> nn.Sequential:
-    """2 -> hidden -> hidden -> num_classes with ReLUs, seeded initialization."""
-    if num_classes < 2 or hidden < 1:
-        raise ValueError(f"need num_classes >= 2 and hidden >= 1, got {num_classes}, {hidden}")
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(2, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                         nn.Linear(hidden, num_classes))
-
-
 def train_mlp(x: torch.Tensor, y: torch.Tensor, hidden: int = 64, epochs: int = 300, lr: float = 1e-2,
               noise_sigma: float = 0.0, batch_size: int = 128, seed: int = 0) -> nn.Sequential:
-    """Train :func:`mlp` on ``(x, y)`` with Adam and cross-entropy; returns the model in eval mode.
+    """A tiny MLP (2 -> hidden -> hidden -> K, :func:`course_lib.models.mlp`) trained on ``(x, y)`` by the course's
+    one training loop with Adam and cross-entropy; returns the model in eval mode.
 
     With ``noise_sigma > 0`` every batch is replaced by ``x + N(0, noise_sigma^2 I)`` (fresh noise each step),
     the Gaussian-augmentation training of Cohen et al. (2019).
     """
-    if x.dim() != 2 or x.shape[1] != 2 or len(x) != len(y):
-        raise ValueError(f"x must be N x 2 with one label per row, got {tuple(x.shape)} and {tuple(y.shape)}")
-    if not noise_sigma >= 0:
+    check_tensor(x, "x", dim=2)
+    if x.shape[1] != 2:
+        raise ValueError(f"x must be N x 2 (points in the plane), got {tuple(x.shape)}")
+    check_labels(y, len(x))
+    if not check_real(noise_sigma, "noise_sigma") >= 0:
         raise ValueError(f"noise_sigma must be >= 0, got {noise_sigma}")
-    if epochs < 1 or batch_size < 1 or not lr > 0:
-        raise ValueError("epochs and batch_size must be >= 1 and lr > 0")
-    model = mlp(int(y.max()) + 1, hidden, seed)
-    device = model_device(model)
-    x, y = x.to(device), y.to(device)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(x), generator=generator, device=device)
-        for i in range(0, len(x), batch_size):
-            idx = order[i:i + batch_size]
-            xb = x[idx]
-            if noise_sigma > 0:
-                xb = xb + noise_sigma * torch.randn(xb.shape, generator=generator, device=device)
-            loss = nn.functional.cross_entropy(model(xb), y[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    return model.eval()
-
-
-@torch.no_grad()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Fraction of points the (base) model classifies correctly."""
-    return (model(x.to(model_device(model))).argmax(1).cpu() == y.cpu()).float().mean().item()
+    torch.manual_seed(seed)
+    model = mlp(2, int(y.max()) + 1, hidden).to(get_device())
+    loss = gaussian_loss(noise_sigma) if noise_sigma > 0 else standard_loss
+    train(model, x, y, loss, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, domain=None, desc=None)
+    return model
 
 
 class HalfSpace(nn.Module):

@@ -27,42 +27,26 @@ import torch
 from filelock import FileLock
 from torch import nn
 
-from . import training
-from .attacks import pgd
 from .data import DataSplit, load_data
-from .device import get_device, model_device, seed_everything
-from .evaluation import accuracy, robust_accuracy
+from .device import get_device, seed_everything
+from .evaluation import EVALUATIONS
 from .models import build_model
-from .profiles import Profile, get_profile
-from .recipes import RECIPES, Recipe
+from .profiles import Profile, get_profile, resolve_profile, resolve_sizes
+from .recipes import RECIPES, Recipe, get_recipe
+from .training import LOSSES, train
 
 CACHE_ENV = "COURSE_CACHE_DIR"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
-LOSSES = {
-    "standard": lambda **kw: training.standard_loss,
-    "fgsm_at": training.fgsm_at_loss,
-    "pgd_at": training.pgd_at_loss,
-    "trades": training.trades_loss,
-    "gaussian": training.gaussian_loss,
-}
+# Named (accurate, robust) pairs: the base models of the mixing chapters (6-7).
+# "mixing": the standard model and a robust model with a real clean-accuracy gap (measured in chapter 2).
+PAIRS: dict[str, tuple[str, str]] = {"mixing": ("standard", "tiny_trades_6")}
 
 
 def cache_dir() -> Path:
     """``$COURSE_CACHE_DIR`` or ``~/.cache/accuracy-vs-robustness``."""
     default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "accuracy-vs-robustness"
     return Path(os.environ.get(CACHE_ENV, default)).expanduser()
-
-
-def get_recipe(name: str) -> Recipe:
-    if name not in RECIPES:
-        raise ValueError(f"unknown recipe {name!r}; known recipes: {sorted(RECIPES)}")
-    return RECIPES[name]
-
-
-def _resolve(value: Any, profile: Profile) -> Any:
-    """Recipe values may name a profile size (e.g. ``"eps_linf"``): replace such names by the profile's value."""
-    return getattr(profile, value) if isinstance(value, str) and hasattr(profile, value) else value
 
 
 def recipe_key(recipe: Recipe, profile: Profile) -> str:
@@ -73,8 +57,8 @@ def recipe_key(recipe: Recipe, profile: Profile) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def checkpoint_path(name: str, profile: Profile | None = None) -> Path:
-    profile = profile or get_profile()
+def checkpoint_path(name: str, profile: Profile) -> Path:
+    """Where the named recipe's checkpoint for ``profile`` lives in the cache."""
     return cache_dir() / f"{name}--{profile.name}--{recipe_key(get_recipe(name), profile)}.pt"
 
 
@@ -85,44 +69,22 @@ def build_for(recipe: Recipe, profile: Profile, data: DataSplit) -> nn.Module:
     return model.to(get_device(), memory_format=torch.channels_last)
 
 
-def _evaluate(model: nn.Module, recipe: Recipe, profile: Profile, data: DataSplit) -> dict[str, float]:
-    n = min(profile.eval_images, len(data.x_test))
-    x, y = data.x_test[:n], data.y_test[:n]
-    metrics = {"clean_accuracy": accuracy(model, data.x_test, data.y_test), "eval_images": n}
-    if recipe.eval == "noise":
-        sigma = recipe.loss_kwargs["sigma"]
-        noise = sigma * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
-        metrics["noisy_accuracy"] = correct_under_noise(model, x + noise, y)
-    else:
-        eps = profile.eps_linf
-        attack = lambda m, xb, yb: pgd(m, xb, yb, eps, steps=profile.eval_attack_steps)  # noqa: E731
-        metrics[f"pgd{profile.eval_attack_steps}_accuracy_eps{eps:g}"] = robust_accuracy(model, x, y, attack,
-                                                                                        desc=None)
-    return metrics
-
-
-@torch.no_grad()
-def correct_under_noise(model: nn.Module, x_noisy: torch.Tensor, y: torch.Tensor) -> float:
-    """Accuracy on noisy images, which (like the smoothed classifier's samples) may leave [0, 1]."""
-    return (model(x_noisy.to(model_device(model))).argmax(1).cpu() == y).float().mean().item()
-
-
-def train_recipe(name: str, profile: Profile | None = None) -> tuple[nn.Module, dict]:
-    """Train the named recipe from scratch (seeded) and return the model and its metadata."""
-    profile = profile or get_profile()
-    recipe = get_recipe(name)
+def train_recipe(recipe: Recipe, profile: Profile) -> tuple[nn.Module, dict]:
+    """Train ``recipe`` from scratch (seeded), evaluate it, and return the model and its metadata."""
+    for kind, value, known in (("loss", recipe.loss, LOSSES), ("evaluation", recipe.eval, EVALUATIONS)):
+        if value not in known:
+            raise ValueError(f"recipe {recipe.name!r}: unknown {kind} {value!r}; known: {sorted(known)}")
     data = load_data(profile)
     seed_everything(recipe.seed)
     model = build_for(recipe, profile, data)
-    kwargs = {k: _resolve(v, profile) for k, v in recipe.loss_kwargs.items()}
-    start = time.perf_counter()
-    history = training.train(model, data.x_train, data.y_train, LOSSES[recipe.loss](**kwargs),
-                             epochs=int(_resolve(recipe.epochs, profile)), lr=recipe.lr,
-                             batch_size=profile.batch_size, seed=recipe.seed, desc=f"training {name}")
-    seconds = time.perf_counter() - start
-    meta = {"name": name, "key": recipe_key(recipe, profile), "profile": profile.name,
-            "recipe": json.dumps(dataclasses.asdict(recipe), sort_keys=True), "train_seconds": seconds,
-            "final_loss": history[-1], "metrics": _evaluate(model, recipe, profile, data),
+    loss = LOSSES[recipe.loss](**resolve_sizes(recipe.loss_kwargs, profile))
+    history = train(model, data.x_train, data.y_train, loss, epochs=int(resolve_sizes(recipe.epochs, profile)),
+                    batch_size=profile.training.batch_size, optimizer=recipe.optimizer, lr=recipe.lr,
+                    schedule=recipe.schedule, seed=recipe.seed, desc=f"training {recipe.name}")
+    metrics = EVALUATIONS[recipe.eval](model, data, profile, **resolve_sizes(recipe.eval_kwargs, profile))
+    meta = {"name": recipe.name, "key": recipe_key(recipe, profile), "profile": profile.name,
+            "recipe": json.dumps(dataclasses.asdict(recipe), sort_keys=True), "train_seconds": history.seconds,
+            "final_loss": history.loss[-1], "loss_history": history.loss, "metrics": metrics,
             "torch": str(torch.__version__), "format": FORMAT_VERSION}
     return model, meta
 
@@ -165,7 +127,7 @@ def load(name: str, profile: Profile | str | None = None, retrain: bool = False)
 
 def load_with_meta(name: str, profile: Profile | str | None = None, retrain: bool = False) -> tuple[nn.Module, dict]:
     """Like :func:`load`, also returning the entry's metadata (recipe, metrics, training time)."""
-    profile = profile if isinstance(profile, Profile) else get_profile(profile)
+    profile = resolve_profile(profile)
     recipe = get_recipe(name)
     key = recipe_key(recipe, profile)
     path = checkpoint_path(name, profile)
@@ -174,7 +136,7 @@ def load_with_meta(name: str, profile: Profile | str | None = None, retrain: boo
         model = build_for(recipe, profile, load_data(profile))
         meta = None if retrain else _try_load(path, key, model)
         if meta is None:
-            model, meta = train_recipe(name, profile)
+            model, meta = train_recipe(recipe, profile)
             _atomic_save({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "meta": meta}, path)
     return model.eval(), meta
 
@@ -182,6 +144,15 @@ def load_with_meta(name: str, profile: Profile | str | None = None, retrain: boo
 def metrics(name: str, profile: Profile | str | None = None) -> dict:
     """The metrics recorded when the named model was trained (trains it on a miss)."""
     return load_with_meta(name, profile)[1]["metrics"]
+
+
+def load_pair(name: str, profile: Profile | str | None = None) -> tuple[nn.Module, nn.Module]:
+    """The (accurate, robust) models of the named pair (:data:`PAIRS`), from the cache (trained on a miss)."""
+    if name not in PAIRS:
+        raise ValueError(f"unknown pair {name!r}; known pairs: {sorted(PAIRS)}")
+    profile = resolve_profile(profile)
+    accurate, robust = PAIRS[name]
+    return load(accurate, profile), load(robust, profile)
 
 
 def main(argv: list[str] | None = None) -> None:

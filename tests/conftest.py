@@ -23,7 +23,7 @@ import torch
 
 from course_lib import data as course_data
 from course_lib.models import build_model
-from course_lib.training import train
+from course_lib.training import standard_loss, train
 
 
 @pytest.fixture(scope="session")
@@ -83,7 +83,7 @@ def trained_tiny_model(quick_data) -> torch.nn.Module:
         torch.manual_seed(0)
         x, y = quick_data.x_train[:2000], quick_data.y_train[:2000]
         model = build_model("tiny_cnn", 1, 28, 10, quick_data.mean, quick_data.std)
-        train(model, x, y, epochs=2, lr=3e-3, batch_size=64, seed=0, desc="test model")
+        train(model, x, y, standard_loss, epochs=2, lr=3e-3, batch_size=64, seed=0, desc="test model")
     return model.eval()
 
 

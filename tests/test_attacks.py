@@ -333,12 +333,14 @@ BAD_INPUTS = {
     "images above 1": (dict(x=GOOD_X + 1), r"must lie in \[0, 1\]"),
     "images below 0": (dict(x=GOOD_X - 1), r"must lie in \[0, 1\]"),
     "images in [0, 255]": (dict(x=GOOD_X * 255), r"must lie in \[0, 1\]"),
-    "NaN images": (dict(x=GOOD_X.masked_fill(GOOD_X > 0.5, math.nan)), r"must lie in \[0, 1\]"),
-    "integer images": (dict(x=(GOOD_X * 255).to(torch.uint8)), "floating-point"),
-    "more labels than images": (dict(y=torch.tensor([0, 1, 2])), "one entry per image"),
-    "fewer labels than images": (dict(y=torch.tensor([0])), "one entry per image"),
-    "labels shaped N x 1": (dict(y=GOOD_Y.view(2, 1)), "one entry per image"),
-    "labels as a list": (dict(y=[0, 1]), "y must be a tensor"),
+    "NaN images": (dict(x=GOOD_X.masked_fill(GOOD_X > 0.5, math.nan)), "NaN"),
+    "integer images": (dict(x=(GOOD_X * 255).to(torch.uint8)), "floating-point", TypeError),
+    "more labels than images": (dict(y=torch.tensor([0, 1, 2])), "one label per example"),
+    "fewer labels than images": (dict(y=torch.tensor([0])), "one label per example"),
+    "labels shaped N x 1": (dict(y=GOOD_Y.view(2, 1)), "one label per example"),
+    "labels as a list": (dict(y=[0, 1]), "y must be an integer torch tensor", TypeError),
+    "labels as floats": (dict(y=GOOD_Y.float()), "y must be an integer torch tensor", TypeError),
+    "eps as a string": (dict(eps="0.1"), "eps must be a real number", TypeError),
     "3-d images": (dict(x=GOOD_X[:, 0], y=GOOD_Y), "N x C x H x W"),
     "5-d images": (dict(x=GOOD_X[None]), "N x C x H x W"),
     "unknown norm l1": (dict(norm="l1"), "unknown norm 'l1'"),
@@ -349,16 +351,17 @@ BAD_INPUTS = {
 @pytest.mark.parametrize("attack", [fgsm, pgd])
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
 def test_bad_input_is_a_clear_error(attack, case):
-    change, message = BAD_INPUTS[case]
+    change, message, *error = BAD_INPUTS[case]
     args = dict(x=GOOD_X, y=GOOD_Y, eps=0.1, norm="linf") | change
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(error[0] if error else ValueError, match=message):
         attack(probe_net(1), args["x"], args["y"], args["eps"], norm=args["norm"])
 
 
-@pytest.mark.parametrize("kwargs", [dict(steps=0), dict(steps=-1), dict(steps=2.5), dict(restarts=0),
-                                    dict(restarts=-2)])
-def test_pgd_needs_positive_integer_steps_and_restarts(kwargs):
-    with pytest.raises(ValueError, match="(steps|restarts) must be a positive integer"):
+@pytest.mark.parametrize("kwargs, error", [(dict(steps=0), ValueError), (dict(steps=-1), ValueError),
+                                           (dict(steps=2.5), TypeError), (dict(restarts=0), ValueError),
+                                           (dict(restarts=-2), ValueError)])
+def test_pgd_needs_positive_integer_steps_and_restarts(kwargs, error):
+    with pytest.raises(error, match="(steps|restarts) must be"):
         pgd(probe_net(1), GOOD_X, GOOD_Y, 0.1, **kwargs)
 
 

@@ -25,7 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from course_lib import data
-from course_lib.data import (CIFAR10_CLASSES, DATA_ENV, FASHION_CLASSES, MNIST_CLASSES, check_images, data_dir,
+from course_lib.data import (CIFAR10_CLASSES, DATA_ENV, FASHION_CLASSES, MNIST_CLASSES, data_dir,
                              load_data, load_dataset, make_loader, stratified_split)
 from course_lib.profiles import PROFILE_ENV, get_profile
 
@@ -139,32 +139,6 @@ def test_make_loader_shuffles_reproducibly_and_covers_everything():
 def test_make_loader_rejects_mismatched_lengths():
     with pytest.raises(ValueError, match="different lengths: 3 vs 2"):
         make_loader(torch.zeros(3, 1, 2, 2), torch.zeros(2, dtype=torch.long), 2, shuffle=False)
-
-
-# ------------------------------------------------------------------------------------------ check_images
-def test_check_images_accepts_valid_images():
-    check_images(torch.rand(2, 3, 4, 4))
-    check_images(torch.zeros(1, 1, 2, 2, dtype=torch.float64))
-    check_images(torch.ones(1, 1, 2, 2, dtype=torch.float16))
-    check_images(torch.zeros(0, 1, 2, 2))
-
-
-@pytest.mark.parametrize("bad, message", [
-    (torch.full((1, 1, 2, 2), 1.01), r"must lie in \[0, 1\]"),
-    (torch.full((1, 1, 2, 2), -0.01), r"must lie in \[0, 1\]"),
-    (torch.full((1, 1, 2, 2), 255.0), r"must lie in \[0, 1\]"),
-    (torch.full((1, 1, 2, 2), float("nan")), r"must lie in \[0, 1\]"),
-    (torch.tensor([[[[0.5, float("nan")]]]]), r"must lie in \[0, 1\]"),
-    (torch.zeros(1, 1, 2, 2, dtype=torch.uint8), "floating-point"),
-    (torch.zeros(1, 1, 2, 2, dtype=torch.int64), "floating-point"),
-    (np.zeros((1, 1, 2, 2), dtype=np.float32), "floating-point tensor"),
-    (torch.zeros(1, 2, 2), "N x C x H x W"),
-    (torch.zeros(2, 2), "N x C x H x W"),
-    (torch.zeros(1, 1, 1, 2, 2), "N x C x H x W"),
-])
-def test_check_images_rejects_bad_images(bad, message):
-    with pytest.raises(ValueError, match=message):
-        check_images(bad, "images")
 
 
 # ------------------------------------------------------------------------------------------ data_dir

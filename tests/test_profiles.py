@@ -8,7 +8,8 @@ import pytest
 
 from course_lib.data import DATASETS
 from course_lib.models import ARCHS
-from course_lib.profiles import PROFILE_ENV, PROFILES, Profile, get_profile, with_sizes
+from course_lib.profiles import (PROFILE_ENV, PROFILES, Profile, ProfileSize, get_profile, resolve_profile,
+                                resolve_sizes, size, with_sizes)
 
 
 @pytest.mark.parametrize("value", [None, "", "  "])
@@ -55,34 +56,55 @@ def test_profile_fields_are_consistent(name):
     assert p.name == name
     assert p.dataset in DATASETS
     assert p.arch in ARCHS
-    assert 0 < p.eps_linf <= 1 and 0 < p.eps_l2
-    assert min(p.train_epochs, p.at_epochs, p.noise_epochs, p.eval_restarts, p.batch_size) >= 1
-    assert 1 <= p.train_attack_steps < p.eval_attack_steps  # evaluation attacks harder than training
-    assert 0 < p.certify_n0 < p.certify_n
-    assert 0 < p.certify_images and 0 < p.eval_images
+    assert 0 < p.attack.eps_linf <= 1 and 0 < p.attack.eps_l2
+    t = p.training
+    assert min(t.epochs, t.at_epochs, t.noise_epochs, p.attack.restarts, t.batch_size) >= 1
+    assert 1 <= t.attack_steps < p.attack.steps  # evaluation attacks harder than training
+    assert 0 < p.smoothing.n0 < p.smoothing.n
+    assert 0 < p.smoothing.images and 0 < p.attack.images and p.attack.apgd_steps >= p.attack.steps
 
 
 def test_profiles_grow_from_quick_to_full_mnist():
     quick, mnist = PROFILES["quick"], PROFILES["mnist"]
-    assert quick.eval_attack_steps <= mnist.eval_attack_steps
-    assert quick.eval_images <= mnist.eval_images
-    assert quick.certify_n <= mnist.certify_n
+    assert quick.attack.steps <= mnist.attack.steps
+    assert quick.attack.images <= mnist.attack.images
+    assert quick.smoothing.n <= mnist.smoothing.n
 
 
 def test_with_sizes_returns_a_changed_copy():
     quick = get_profile("quick")
-    small = with_sizes(quick, train_epochs=1, eval_images=10, eps_linf=0.1)
-    assert (small.train_epochs, small.eval_images, small.eps_linf) == (1, 10, 0.1)
-    assert small.at_epochs == quick.at_epochs and small.dataset == quick.dataset
-    assert quick.train_epochs == 15 and PROFILES["quick"] is quick  # the registered profile is untouched
+    small = with_sizes(quick, name="small", training={"epochs": 1}, attack={"images": 10, "eps_linf": 0.1})
+    assert (small.name, small.training.epochs, small.attack.images, small.attack.eps_linf) == ("small", 1, 10, 0.1)
+    assert small.training.at_epochs == quick.training.at_epochs and small.dataset == quick.dataset
+    assert quick.training.epochs == 15 and PROFILES["quick"] is quick  # the registered profile is untouched
 
 
-def test_with_sizes_rejects_unknown_fields():
-    with pytest.raises(TypeError):
-        with_sizes(get_profile("quick"), epochs=1)
+@pytest.mark.parametrize("changes, message", [({"epochs": 1}, "unknown size group 'epochs'"),
+                                              ({"training": {"epoch": 1}}, r"unknown sizes \['epoch'\]")])
+def test_with_sizes_rejects_unknown_groups_and_sizes(changes, message):
+    with pytest.raises(ValueError, match=message):
+        with_sizes(get_profile("quick"), **changes)
 
 
 def test_profiles_are_immutable():
     with pytest.raises(dataclasses.FrozenInstanceError):
-        get_profile("quick").train_epochs = 1  # type: ignore[misc]
+        get_profile("quick").training.epochs = 1  # type: ignore[misc]
     assert isinstance(get_profile("quick"), Profile)
+
+
+def test_resolve_profile_accepts_a_profile_a_name_or_none(monkeypatch):
+    monkeypatch.setenv(PROFILE_ENV, "mnist")
+    assert resolve_profile(None) is PROFILES["mnist"]
+    assert resolve_profile("quick") is PROFILES["quick"] and resolve_profile(PROFILES["fashion"]) is PROFILES["fashion"]
+    with pytest.raises(TypeError):
+        resolve_profile(3)
+
+
+def test_size_markers_resolve_per_profile_and_fail_loudly_on_a_typo():
+    eps = size("attack.eps_linf")
+    assert isinstance(eps, ProfileSize)
+    assert eps.resolve(PROFILES["quick"]) == 0.3 and eps.resolve(PROFILES["fashion"]) == 0.1
+    assert resolve_sizes({"eps": eps, "beta": 6.0}, PROFILES["cifar10"]) == {"eps": 8 / 255, "beta": 6.0}
+    for typo in ("attack.eps_lin", "atack.eps_linf", "eps_linf", "attack", "name.x"):
+        with pytest.raises(ValueError, match="is not a profile size"):
+            size(typo)

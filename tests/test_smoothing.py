@@ -219,7 +219,7 @@ def test_bad_constructor_arguments():
         Smooth(model, 1, 0.25)
     with pytest.raises(ValueError, match="domain"):
         Smooth(model, 5, 0.25, domain=(1.0, 0.0))
-    with pytest.raises(ValueError, match="Module"):
+    with pytest.raises(TypeError, match="Module"):
         Smooth(lambda z: z, 5, 0.25)
 
 
@@ -245,8 +245,10 @@ def test_bad_call_arguments():
         smooth.certify(x, 10, 10, 0.01)  # a batch given to the single-image method
     with pytest.raises(ValueError, match="shape"):
         smooth.certify_batch(x[0], 10, 10, 0.01)  # a single image given to the batch method
-    with pytest.raises(ValueError, match="floating"):
+    with pytest.raises(TypeError, match="floating"):
         smooth.certify_batch((x * 255).to(torch.uint8), 10, 10, 0.01)
+    with pytest.raises(TypeError, match="n0 must be an integer"):
+        smooth.certify_batch(x, 10.0, 100, 0.01)
 
 
 def test_wrong_shapes_without_declared_input_shape():

@@ -25,12 +25,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from course_lib import recipes, training
+from course_lib import recipes, training, zoo
 from course_lib.attacks import fgsm, pgd
 from course_lib.evaluation import accuracy, robust_accuracy, robust_evaluation
 from course_lib.models import build_model
-from course_lib.profiles import PROFILES
-from course_lib.training import (fgsm_at_loss, gaussian_loss, pgd_at_loss, ramp, standard_loss, trades_attack,
+from course_lib.profiles import PROFILES, resolve_sizes
+from course_lib.training import (LOSSES, SCHEDULES, fgsm_at_loss, gaussian_loss, pgd_at_loss, ramp, standard_loss, trades_attack,
                                  trades_kl, trades_loss, train)
 from helpers import Probe
 
@@ -204,7 +204,7 @@ def test_train_runs_every_batch_in_train_mode_and_returns_an_eval_model(quick_da
     x = F.interpolate(quick_data.x_train[:64], size=8, mode="area").clamp(0, 1)
     y = quick_data.y_train[:64] % 3
     history = train(model, x, y, pgd_at_loss(0.1, steps=2, ramp_epochs=0), epochs=2, batch_size=32, desc=None)
-    assert len(history) == 2 and all(h > 0 for h in history)
+    assert len(history.loss) == 2 and all(h > 0 for h in history.loss) and history.monitor == []
     seen = model[0].seen
     assert sum(seen) == 4 and len(seen) == 4 * (1 + 2 + 1)  # per batch: 2 attack steps + 1 selection, 1 training
     assert not model.training
@@ -228,7 +228,7 @@ def test_training_lowers_the_loss_on_a_tiny_batch(name, quick_data):
     history = train(model, x, y, loss, epochs=25, lr=3e-3, batch_size=32, desc=None)
     after = measure()
     assert after < 0.7 * before, f"{name}: loss {before:.3f} -> {after:.3f}"
-    assert history[-1] < history[0]
+    assert history.loss[-1] < history.loss[0]
 
 
 def test_training_is_reproducible_for_a_seed(quick_data):
@@ -250,7 +250,6 @@ BAD_ARGUMENTS = {
     "negative eps (pgd)": lambda: pgd_at_loss(-0.1),
     "infinite eps (pgd)": lambda: pgd_at_loss(float("inf")),
     "zero steps (pgd)": lambda: pgd_at_loss(0.3, steps=0),
-    "fractional steps (trades)": lambda: trades_loss(0.3, 1.0, steps=2.5),
     "zero step ratio (pgd)": lambda: pgd_at_loss(0.3, step_ratio=0.0),
     "clean weight 1 (pgd)": lambda: pgd_at_loss(0.3, clean_weight=1.0),
     "negative clean weight (fgsm)": lambda: fgsm_at_loss(0.3, clean_weight=-0.1),
@@ -259,8 +258,17 @@ BAD_ARGUMENTS = {
     "negative beta": lambda: trades_loss(0.3, -1.0),
     "NaN beta": lambda: trades_loss(0.3, float("nan")),
     "zero sigma": lambda: gaussian_loss(0.0),
-    "zero epochs": lambda: train(random_net(), *batch(), epochs=0),
-    "images outside [0, 1]": lambda: train(random_net(), batch()[0] * 255, batch()[1], epochs=1),
+    "zero epochs": lambda: train(random_net(), *batch(), standard_loss, epochs=0),
+    "images outside [0, 1]": lambda: train(random_net(), batch()[0] * 255, batch()[1], standard_loss, epochs=1),
+    "unknown optimizer": lambda: train(random_net(), *batch(), standard_loss, optimizer="adagrad"),
+    "unknown schedule": lambda: train(random_net(), *batch(), standard_loss, schedule="warmup"),
+    "zero learning rate": lambda: train(random_net(), *batch(), standard_loss, lr=0.0),
+}
+WRONG_TYPES = {
+    "fractional steps (trades)": lambda: trades_loss(0.3, 1.0, steps=2.5),
+    "eps as a string": lambda: pgd_at_loss("0.3"),
+    "epochs as a float": lambda: train(random_net(), *batch(), standard_loss, epochs=2.0),
+    "images as a list": lambda: train(random_net(), batch()[0].tolist(), batch()[1], standard_loss),
 }
 
 
@@ -268,6 +276,46 @@ BAD_ARGUMENTS = {
 def test_bad_arguments_are_clear_errors(case):
     with pytest.raises(ValueError):
         BAD_ARGUMENTS[case]()
+
+
+@pytest.mark.parametrize("case", sorted(WRONG_TYPES))
+def test_wrong_types_are_type_errors(case):
+    with pytest.raises(TypeError):
+        WRONG_TYPES[case]()
+
+
+def test_the_loop_trains_any_input_shape_with_sgd_and_a_schedule_and_monitors_without_changing_the_model():
+    torch.manual_seed(0)
+    x = torch.randn(256, 2)
+    y = (x[:, 0] > 0).long()
+
+    def run(monitor):
+        torch.manual_seed(1)
+        model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 2))
+        history = train(model, x, y, standard_loss, epochs=8, batch_size=64, optimizer="sgd", lr=0.1,
+                        schedule="cosine", monitor=monitor, domain=None, desc=None)
+        return model, history
+
+    generator = torch.Generator().manual_seed(5)
+
+    def monitor(model):  # draws from its own generator, so the training stream is untouched
+        probe = torch.randn(64, 2, generator=generator)
+        assert not model.training
+        return {"accuracy": (model(probe).argmax(1) == (probe[:, 0] > 0)).float().mean().item()}
+
+    plain, plain_history = run(None)
+    watched, history = run(monitor)
+    assert [r["epoch"] for r in history.monitor] == list(range(1, 9)) and history.monitor[-1]["accuracy"] > 0.9
+    assert history.loss == plain_history.loss and history.loss[-1] < history.loss[0]
+    for p, q in zip(plain.parameters(), watched.parameters()):
+        assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("name, progress, factor", [("constant", 0.7, 1.0), ("cosine", 0.0, 1.0),
+                                                    ("cosine", 0.5, 0.5), ("multistep", 0.6, 0.1),
+                                                    ("multistep", 0.8, 0.01)])
+def test_learning_rate_schedules(name, progress, factor):
+    assert SCHEDULES[name](progress) == pytest.approx(factor)
 
 
 # ------------------------------------------------------------------------------------------ reference implementation
@@ -319,12 +367,10 @@ def test_robust_evaluation_rejects_bad_arguments(kwargs):
 # ------------------------------------------------------------------------------------------ recipes
 @pytest.mark.parametrize("profile", sorted(PROFILES))
 def test_every_recipe_builds_its_loss_in_every_profile(profile):
-    from course_lib.zoo import LOSSES, _resolve
-
     for recipe in recipes.RECIPES.values():
-        kwargs = {k: _resolve(v, PROFILES[profile]) for k, v in recipe.loss_kwargs.items()}
+        kwargs = resolve_sizes(recipe.loss_kwargs, PROFILES[profile])
         assert callable(LOSSES[recipe.loss](**kwargs))
-        assert int(_resolve(recipe.epochs, PROFILES[profile])) >= 1
+        assert int(resolve_sizes(recipe.epochs, PROFILES[profile])) >= 1
 
 
 def test_the_trades_sweep_and_the_named_pairs_are_registered():
@@ -332,7 +378,7 @@ def test_the_trades_sweep_and_the_named_pairs_are_registered():
     assert len(betas) >= 3 and list(betas) == sorted(set(betas))
     for beta in betas:
         assert recipes.RECIPES[f"tiny_trades_{beta:g}"].loss_kwargs["beta"] == beta
-    for name, (accurate, robust) in recipes.PAIRS.items():
+    for name, (accurate, robust) in zoo.PAIRS.items():
         assert accurate in recipes.RECIPES and robust in recipes.RECIPES and accurate != robust, name
     with pytest.raises(ValueError, match="unknown pair"):
-        recipes.load_pair("no such pair")
+        zoo.load_pair("no such pair")

@@ -28,16 +28,21 @@ from torch import nn
 
 from course_lib import zoo
 from course_lib.data import MNIST_CLASSES, DataSplit
+from course_lib.evaluation import EVALUATIONS
 from course_lib.models import ARCHS
 from course_lib.profiles import PROFILES, get_profile, with_sizes
-from course_lib.recipes import PAIRS, RECIPES, Recipe, load_pair, register
+from course_lib.profiles import resolve_sizes
+from course_lib.recipes import RECIPES, Recipe, register
+from course_lib.training import LOSSES
+from course_lib.zoo import PAIRS, load_pair
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def tiny_profile():
-    return with_sizes(get_profile("quick"), name="tiny", arch="tiny_cnn", train_epochs=1, at_epochs=1,
-                      noise_epochs=1, train_attack_steps=1, eval_attack_steps=2, eval_images=16, batch_size=32)
+    return with_sizes(get_profile("quick"), name="tiny", arch="tiny_cnn",
+                      training={"epochs": 1, "at_epochs": 1, "noise_epochs": 1, "attack_steps": 1, "batch_size": 32},
+                      attack={"steps": 2, "images": 16})
 
 
 def tiny_split(profile=None) -> DataSplit:
@@ -58,9 +63,9 @@ def zoo_env(monkeypatch, tmp_path):
     trained: list[str] = []
     original = zoo.train_recipe
 
-    def counting_train_recipe(name, profile=None):
-        trained.append(name)
-        return original(name, profile)
+    def counting_train_recipe(recipe, profile):
+        trained.append(recipe.name)
+        return original(recipe, profile)
 
     monkeypatch.setattr(zoo, "train_recipe", counting_train_recipe)
     return SimpleNamespace(cache=cache, profile=tiny_profile(), trained=trained)
@@ -123,7 +128,7 @@ def test_the_key_changes_with_everything_that_determines_the_weights():
     profile, recipe = tiny_profile(), RECIPES["standard"]
     key = zoo.recipe_key(recipe, profile)
     assert key == zoo.recipe_key(recipe, tiny_profile())  # stable
-    assert key != zoo.recipe_key(recipe, with_sizes(profile, train_epochs=2))
+    assert key != zoo.recipe_key(recipe, with_sizes(profile, training={"epochs": 2}))
     assert key != zoo.recipe_key(recipe, with_sizes(profile, name="other"))
     assert key != zoo.recipe_key(dataclasses.replace(recipe, lr=2e-3), profile)
     assert key != zoo.recipe_key(dataclasses.replace(recipe, seed=1), profile)
@@ -131,7 +136,7 @@ def test_the_key_changes_with_everything_that_determines_the_weights():
     # the prose description does not determine the weights: rewording it must not retrain
     assert key == zoo.recipe_key(dataclasses.replace(recipe, description="reworded"), profile)
     assert zoo.checkpoint_path("standard", profile) != zoo.checkpoint_path("standard",
-                                                                         with_sizes(profile, eval_images=8))
+                                                                         with_sizes(profile, attack={"images": 8}))
 
 
 @pytest.mark.parametrize("pair", sorted(PAIRS))
@@ -271,7 +276,7 @@ def test_an_interrupted_save_leaves_no_partial_file(tmp_path, monkeypatch, error
 
 
 def test_a_failed_training_writes_nothing(zoo_env, monkeypatch):
-    def broken(name, profile=None):
+    def broken(recipe, profile):
         raise RuntimeError("training diverged")
 
     monkeypatch.setattr(zoo, "train_recipe", broken)
@@ -289,11 +294,11 @@ def _load_concurrently(cache_dir: str, log: str, barrier, results) -> None:
     zoo.load_data = tiny_split
     original = zoo.train_recipe
 
-    def logged_slow_train(name, profile=None):
+    def logged_slow_train(recipe, profile):
         with open(log, "a") as f:
             f.write(f"{os.getpid()}\n")
         time.sleep(1.0)  # keep the race window open: the other process arrives while this one trains
-        return original(name, profile)
+        return original(recipe, profile)
 
     zoo.train_recipe = logged_slow_train
     barrier.wait(timeout=120)
@@ -361,13 +366,23 @@ def test_recipe_names_are_unique():
 def test_every_recipe_resolves_for_every_profile(profile_name):
     profile = PROFILES[profile_name]
     for name, recipe in RECIPES.items():
-        assert recipe.name == name and recipe.loss in zoo.LOSSES and recipe.eval in ("linf", "noise")
+        assert recipe.name == name and recipe.loss in LOSSES and recipe.eval in EVALUATIONS
         assert (recipe.arch or profile.arch) in ARCHS
-        epochs = zoo._resolve(recipe.epochs, profile)
+        epochs = resolve_sizes(recipe.epochs, profile)
         assert isinstance(epochs, int) and epochs >= 1
-        kwargs = {k: zoo._resolve(v, profile) for k, v in recipe.loss_kwargs.items()}
+        kwargs = resolve_sizes(recipe.loss_kwargs, profile)
         assert all(isinstance(v, (int, float)) for v in kwargs.values())
-        assert callable(zoo.LOSSES[recipe.loss](**kwargs))
+        assert callable(LOSSES[recipe.loss](**kwargs))
+
+
+def test_an_unknown_loss_or_evaluation_in_a_recipe_is_a_clear_error(zoo_env, monkeypatch):
+    monkeypatch.setitem(RECIPES, "bad_loss", Recipe("bad_loss", "a typo in the loss", loss="pgdat"))
+    monkeypatch.setitem(RECIPES, "bad_eval", Recipe("bad_eval", "a typo in the evaluation", eval="robst"))
+    with pytest.raises(ValueError, match="unknown loss 'pgdat'"):
+        zoo.load("bad_loss", zoo_env.profile)
+    with pytest.raises(ValueError, match="unknown evaluation 'robst'"):
+        zoo.load("bad_eval", zoo_env.profile)
+    assert zoo_env.trained == ["bad_loss", "bad_eval"] and not list(zoo_env.cache.glob("*.pt"))
 
 
 def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):

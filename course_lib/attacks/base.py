@@ -1,54 +1,39 @@
-"""What every attack shares: input checks, eval mode, the loss, norm-specific steps and projections."""
+"""What every attack shares: input checks, eval mode, the loss, norm-specific steps and projections.
+
+Errors: TypeError for a wrong type (e.g. labels as floats), ValueError for a wrong value (eps < 0, images
+outside [0, 1], an unknown norm) -- see :mod:`course_lib.checks`.
+"""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import check_images
+from ..checks import check_choice, check_count, check_eps, check_images, check_labels
+from ..device import eval_mode
+
+__all__ = ["NORMS", "LossFn", "check_attack_inputs", "check_steps", "eval_mode", "cross_entropy_sum",
+           "per_example_norm", "steepest_step", "project", "random_start", "input_gradient"]
 
 NORMS = ("linf", "l2")
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, y) -> summed loss
 
 
-def check_eps(eps: float) -> None:
-    """Raise ValueError unless ``eps`` is a finite radius >= 0."""
-    if not 0 <= eps < float("inf"):  # also rejects NaN; inf would give inf * 0 = NaN pixels
-        raise ValueError(f"eps must be finite and >= 0, got {eps}")
-
-
 def check_steps(steps: int, restarts: int = 1) -> None:
-    """Raise ValueError unless the attack's ``steps`` and ``restarts`` are positive integers."""
-    for value, name in ((steps, "steps"), (restarts, "restarts")):
-        if int(value) != value or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value}")
+    """The attack's ``steps`` and ``restarts``: integers >= 1 (TypeError / ValueError otherwise)."""
+    check_count(steps, "steps")
+    check_count(restarts, "restarts")
 
 
 def check_attack_inputs(x: torch.Tensor, y: torch.Tensor, eps: float, norm: str) -> None:
-    """Raise ValueError on a bad threat model or malformed inputs."""
+    """Images in [0, 1], one label per image, a known norm and a finite radius >= 0."""
     check_images(x, "x")
-    if norm not in NORMS:
-        raise ValueError(f"unknown norm {norm!r}; choose one of {NORMS}")
+    check_choice(norm, NORMS, "norm")
     check_eps(eps)
-    if not torch.is_tensor(y) or y.shape != x.shape[:1]:
-        raise ValueError(f"y must be a tensor with one entry per image: x has {x.shape[0]} images, "
-                         f"y has shape {tuple(getattr(y, 'shape', ()))}")
-
-
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` in eval mode for the duration, then restore every submodule's previous mode."""
-    modes = [m.training for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for module, mode in zip(model.modules(), modes):
-            module.training = mode
+    check_labels(y, x.shape[0])
 
 
 def cross_entropy_sum(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

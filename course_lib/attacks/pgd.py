@@ -1,7 +1,8 @@
 """Projected Gradient Descent (Madry, Makelov, Schmidt, Tsipras, Vladu 2018; Kurakin et al. 2017).
 
 Approximately solves the inner maximization  max_{||delta|| <= eps} L(f(x + delta), y)  by
-    x^0     = x + uniform noise in the ball (random start)       or x
+    x^0     = a random point of the ball (random start: uniform in the l_inf box; for l_2 a uniformly random
+              direction at a radius drawn uniformly from [0, eps], which is NOT uniform in the l_2 ball)   or x
     x^{t+1} = Proj_{B(x, eps) ∩ [0,1]^d} ( x^t + alpha * s(grad_x L(f(x^t), y)) ),
 where s(g) = sign(g) for l_inf and g / ||g||_2 for l_2. With restarts, each example keeps the first
 restart that fools the model (or, if none does, the one with the highest loss).

@@ -1,8 +1,11 @@
-"""One training loop with pluggable losses: standard, FGSM-AT, PGD-AT, TRADES and Gaussian-noise training.
+"""Training losses, each registered under the name a recipe uses: standard, FGSM-AT, PGD-AT, TRADES, Gaussian.
 
-A *training loss* is a callable ``loss(model, x, y, epoch) -> scalar`` called with the model in train mode;
-``epoch`` is fractional (2.5 = halfway through the third epoch) so that a loss can ramp its radius up.
-Attacks inside a loss run with the model in eval mode and put it back in train mode (see ``attacks.base``).
+A *training loss* is a callable ``loss(model, x, y, epoch) -> scalar`` called with the model in train mode (see
+:mod:`course_lib.training.loop`); ``epoch`` is fractional so that a loss can ramp its radius up. Each
+``*_loss`` function here is a *factory*: it checks its parameters and returns the loss, and
+``@register_loss(name)`` adds it to :data:`LOSSES`, where the model cache looks a recipe's loss up. Attacks inside
+a loss run with the model in eval mode and put it back in train mode (see ``attacks.base``). A new chapter's loss
+(SmoothMix, OAT) goes in a file of its own in this package and registers itself the same way.
 
 - standard:   E[ CE(f(x), y) ]
 - FGSM-AT:    E[ CE(f(x_fgsm), y) ]                                 (Goodfellow et al. 2015)
@@ -21,14 +24,25 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
-from .attacks import fgsm, pgd
-from .attacks.base import check_eps, check_steps, eval_mode
-from .data import check_images, make_loader
-from .device import model_device
+from ..attacks import fgsm, pgd
+from ..attacks.base import check_steps
+from ..checks import check_eps, check_positive, check_real, check_unit_interval
+from ..device import eval_mode
+from .loop import TrainLoss
 
-TrainLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor, float], torch.Tensor]
+LOSSES: dict[str, Callable[..., TrainLoss]] = {}
+"""Loss factories by the name recipes use (``Recipe.loss``); filled by :func:`register_loss`."""
+
+
+def register_loss(name: str) -> Callable[[Callable[..., TrainLoss]], Callable[..., TrainLoss]]:
+    """Decorator: register a loss factory under ``name`` (names are unique)."""
+    def add(factory: Callable[..., TrainLoss]) -> Callable[..., TrainLoss]:
+        if name in LOSSES:
+            raise ValueError(f"a loss named {name!r} is already registered")
+        LOSSES[name] = factory
+        return factory
+    return add
 
 
 def ramp(value: float, epoch: float, ramp_epochs: float) -> float:
@@ -41,6 +55,12 @@ def standard_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epoch: flo
     return F.cross_entropy(model(x), y)
 
 
+@register_loss("standard")
+def standard_training() -> TrainLoss:
+    """Standard training: :func:`standard_loss` (no parameters)."""
+    return standard_loss
+
+
 def _at_loss(model, x, y, epoch, attack, eps, ramp_epochs, clean_weight):
     eps_now = ramp(eps, epoch, ramp_epochs)
     x_adv = attack(model, x, y, eps_now) if eps_now > 0 else x
@@ -50,6 +70,7 @@ def _at_loss(model, x, y, epoch, attack, eps, ramp_epochs, clean_weight):
     return loss
 
 
+@register_loss("pgd_at")
 def pgd_at_loss(eps: float, steps: int = 7, step_ratio: float = 1 / 6, norm: str = "linf",
                 ramp_epochs: float = 3.0, clean_weight: float = 0.0) -> TrainLoss:
     """PGD adversarial training (Madry et al. 2018): cross-entropy at a PGD point with random start.
@@ -59,8 +80,7 @@ def pgd_at_loss(eps: float, steps: int = 7, step_ratio: float = 1 / 6, norm: str
     """
     check_eps(eps)
     _check_steps(steps, step_ratio)
-    if not 0 <= clean_weight < 1:
-        raise ValueError(f"clean_weight must be in [0, 1), got {clean_weight}")
+    check_unit_interval(clean_weight, "clean_weight", open_high=True)
 
     def attack(model, x, y, eps_now):
         return pgd(model, x, y, eps_now, alpha=step_ratio * eps_now, steps=steps, norm=norm)
@@ -68,6 +88,7 @@ def pgd_at_loss(eps: float, steps: int = 7, step_ratio: float = 1 / 6, norm: str
     return partial(_at_loss, attack=attack, eps=eps, ramp_epochs=ramp_epochs, clean_weight=clean_weight)
 
 
+@register_loss("fgsm_at")
 def fgsm_at_loss(eps: float, norm: str = "linf", ramp_epochs: float = 3.0, clean_weight: float = 0.0,
                  random_start: bool = False, step_ratio: float = 1.25) -> TrainLoss:
     """FGSM adversarial training (Goodfellow et al. 2015): cross-entropy at the FGSM point.
@@ -77,10 +98,8 @@ def fgsm_at_loss(eps: float, norm: str = "linf", ramp_epochs: float = 3.0, clean
     PGD with a random start; the random start is what keeps one-step training from collapsing.
     """
     check_eps(eps)
-    if not 0 <= clean_weight < 1:
-        raise ValueError(f"clean_weight must be in [0, 1), got {clean_weight}")
-    if not step_ratio > 0:
-        raise ValueError(f"step_ratio must be > 0, got {step_ratio}")
+    check_unit_interval(clean_weight, "clean_weight", open_high=True)
+    check_positive(step_ratio, "step_ratio")
 
     def attack(model, x, y, eps_now):
         if random_start:
@@ -113,6 +132,7 @@ def trades_attack(model: nn.Module, x: torch.Tensor, eps: float, steps: int, ste
     return pgd(model, x, dummy, eps, alpha=step_ratio * eps, steps=steps, norm=norm, loss_fn=kl_sum)
 
 
+@register_loss("trades")
 def trades_loss(eps: float, beta: float, steps: int = 7, step_ratio: float = 1 / 6, norm: str = "linf",
                 ramp_epochs: float = 3.0) -> TrainLoss:
     """TRADES (Zhang et al. 2019): CE(f(x), y) + beta * KL(p(x) || p(x_adv)); beta trades accuracy for robustness.
@@ -122,7 +142,7 @@ def trades_loss(eps: float, beta: float, steps: int = 7, step_ratio: float = 1 /
     """
     check_eps(eps)
     _check_steps(steps, step_ratio)
-    if not beta >= 0:
+    if not check_real(beta, "beta") >= 0:
         raise ValueError(f"beta must be >= 0, got {beta}")
 
     def loss(model, x, y, epoch):
@@ -136,14 +156,14 @@ def trades_loss(eps: float, beta: float, steps: int = 7, step_ratio: float = 1 /
     return loss
 
 
+@register_loss("gaussian")
 def gaussian_loss(sigma: float) -> TrainLoss:
     """Gaussian data augmentation (Cohen et al. 2019): CE(f(x + sigma n), y), fresh n ~ N(0, I) each batch.
 
     The noise is added in [0, 1] pixel space, before the model's normalization layer, and is not clipped,
     exactly as the smoothed classifier will sample it.
     """
-    if not sigma > 0:
-        raise ValueError(f"sigma must be > 0, got {sigma}")
+    check_positive(sigma, "sigma")
 
     def loss(model, x, y, epoch):
         return F.cross_entropy(model(x + sigma * torch.randn_like(x)), y)
@@ -153,37 +173,4 @@ def gaussian_loss(sigma: float) -> TrainLoss:
 
 def _check_steps(steps: int, step_ratio: float) -> None:
     check_steps(steps)
-    if not step_ratio > 0:
-        raise ValueError(f"step_ratio must be > 0, got {step_ratio}")
-
-
-def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: TrainLoss = standard_loss, epochs: int = 10,
-          lr: float = 1e-3, batch_size: int = 128, seed: int = 0, desc: str = "training") -> list[float]:
-    """Train ``model`` in place with Adam on (x, y) and return the mean training loss of each epoch.
-
-    Batches go to the model's device in channels_last memory format (the cheapest CPU speed-up measured here).
-    """
-    check_images(x)
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
-    device = model_device(model)
-    torch.manual_seed(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    history = []
-    bar = tqdm(range(epochs), desc=desc, leave=False)
-    for epoch in bar:
-        loader = make_loader(x, y, batch_size, shuffle=True, seed=seed * 1000 + epoch)
-        model.train()
-        total, count = 0.0, 0
-        for i, (xb, yb) in enumerate(loader):
-            xb = xb.to(device, memory_format=torch.channels_last)
-            yb = yb.to(device)
-            batch_loss = loss(model, xb, yb, epoch + i / len(loader))
-            optimizer.zero_grad(set_to_none=True)
-            batch_loss.backward()
-            optimizer.step()
-            total, count = total + batch_loss.item() * len(xb), count + len(xb)
-        history.append(total / count)
-        bar.set_postfix(loss=f"{history[-1]:.3f}")
-    model.eval()
-    return history
+    check_positive(step_ratio, "step_ratio")
