@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .attacks import fgsm, pgd
+from .attacks import apgd_ce, apgd_t, fgsm, pgd
 from .attacks.base import check_steps
 from .checks import IMAGE_DOMAIN, Domain, check_choice, check_count, check_eps, check_inputs, check_labels
 from .data import DataSplit
@@ -108,29 +108,16 @@ def accuracy_vs_eps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_valu
             for eps in tqdm(eps_values, desc=f"{attack} sweep", leave=False)]
 
 
-def robust_evaluation(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, norm: str = "linf",
-                      steps: int = 20, restarts: int = 2, alpha: float | None = None,
-                      extra_attacks: dict[str, Attack] | None = None, seed: int = 0,
-                      batch_size: int = 250) -> dict[str, float]:
-    """An honest robustness report for one model: clean, FGSM, strong PGD, and the per-example worst case.
-
-    - ``fgsm``: one step to the boundary of the eps-ball (Goodfellow et al. 2015);
-    - ``pgd``: PGD with ``steps`` steps (default step 2.5 eps / steps) and ``restarts`` random restarts -- use
-      more steps and restarts than training did (Madry et al. 2018);
-    - any ``extra_attacks`` (e.g. a transfer attack from another model);
-    - ``worst``: the fraction of examples that survive *every* attack (and are correct when clean),
-      ``mean_i min_a 1[f(a(x_i)) = y_i]``, which is at most the minimum of the per-attack accuracies.
-
-    A defence that is only robust to one attack is not robust: report ``worst`` (Athalye et al. 2018;
-    Croce and Hein 2020). PGD's random starts come from a generator seeded with ``seed`` afresh for every batch,
-    so the report is reproducible and nested in ``restarts``: with more restarts each example keeps the starts it
-    had with fewer, so PGD accuracy can only fall (the restart sanity check of chapter 2).
-    Returns accuracies in [0, 1], keyed ``clean``, ``fgsm``, ``pgd``, the extra names, ``worst``.
-    """
+def robust_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, norm: str = "linf",
+                   steps: int = 20, restarts: int = 2, alpha: float | None = None,
+                   extra_attacks: dict[str, Attack] | None = None, autoattack: bool = False,
+                   apgd_steps: int = 100, seed: int = 0, batch_size: int = 250) -> dict[str, torch.Tensor]:
+    """Per-example correctness (boolean tensors) under each attack of :func:`robust_evaluation`, and ``worst``."""
     check_eps(eps)  # checked before any work is done
     check_steps(steps, restarts)
+    check_steps(apgd_steps)
     extra_attacks = dict(extra_attacks or {})
-    clash = {"clean", "fgsm", "pgd", "worst"} & set(extra_attacks)
+    clash = {"clean", "fgsm", "pgd", "apgd-ce", "apgd-t", "worst"} & set(extra_attacks)
     if clash:
         raise ValueError(f"extra attack names {sorted(clash)} clash with the built-in ones")
 
@@ -142,8 +129,48 @@ def robust_evaluation(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: f
 
     attacks: dict[str, Attack] = {"fgsm": partial(fgsm, eps=eps, norm=norm), "pgd": strong_pgd, **extra_attacks}
     results = worst_case_correct(model, x, y, attacks, batch_size)
-    return {name: hits.float().mean().item() for name, hits in results.items()}
+    if autoattack:  # AutoAttack's cascade: each attack only on the examples that every attack so far left correct
+        cascade = {"apgd-ce": partial(apgd_ce, eps=eps, steps=apgd_steps, norm=norm, seed=seed),
+                   "apgd-t": partial(apgd_t, eps=eps, steps=apgd_steps, norm=norm, seed=seed)}
+        alive = results.pop("worst")
+        for name, attack in cascade.items():
+            idx = torch.nonzero(alive).flatten()
+            survives = torch.zeros_like(alive)
+            if len(idx):
+                survives[idx] = correct(model, x[idx], y[idx], attack, batch_size, desc=name)
+            results[name] = alive = survives
+        results["worst"] = alive
+    return results
 
+
+def robust_evaluation(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, norm: str = "linf",
+                      steps: int = 20, restarts: int = 2, alpha: float | None = None,
+                      extra_attacks: dict[str, Attack] | None = None, autoattack: bool = False,
+                      apgd_steps: int = 100, seed: int = 0, batch_size: int = 250) -> dict[str, float]:
+    """An honest robustness report for one model: clean, FGSM, strong PGD, AutoAttack, and the per-example worst case.
+
+    - ``fgsm``: one step to the boundary of the eps-ball (Goodfellow et al. 2015);
+    - ``pgd``: PGD with ``steps`` steps (default step 2.5 eps / steps) and ``restarts`` random restarts -- use
+      more steps and restarts than training did (Madry et al. 2018);
+    - any ``extra_attacks`` (e.g. a transfer attack from another model);
+    - with ``autoattack``, AutoAttack-strength attacks run as AutoAttack runs them, as a cascade on the examples that
+      every attack so far left correct (Croce and Hein 2020; :mod:`course_lib.attacks.autoattack`): ``apgd-ce``
+      (APGD on the cross-entropy), then ``apgd-t`` (targeted APGD on the DLR loss against every other class), both
+      with ``apgd_steps`` iterations. Their entries are cumulative: correct under everything up to and including
+      that attack, so ``apgd-t`` is also the worst case;
+    - ``worst``: the fraction of examples that survive *every* attack (and are correct when clean),
+      ``mean_i min_a 1[f(a(x_i)) = y_i]``, which is at most the minimum of the per-attack accuracies.
+
+    A defence that is only robust to one attack is not robust: report ``worst``, an upper bound on the true
+    robust accuracy (Athalye et al. 2018; Croce and Hein 2020). PGD's random starts come from a generator seeded
+    with ``seed`` afresh for every batch, so the report is reproducible, and nested in ``restarts``: with more
+    restarts each example keeps the starts it had with fewer, so PGD accuracy cannot rise with more restarts.
+    Returns accuracies in [0, 1], keyed ``clean``, ``fgsm``, ``pgd``, the extra names, [``apgd-ce``,
+    ``apgd-t``,] ``worst``.
+    """
+    results = robust_correct(model, x, y, eps, norm, steps, restarts, alpha, extra_attacks, autoattack, apgd_steps,
+                             seed, batch_size)
+    return {name: hits.float().mean().item() for name, hits in results.items()}
 
 
 # ---------------------------------------------------------------------------------------- evaluation kinds
@@ -154,12 +181,17 @@ def _eval_split(data: DataSplit, profile: Profile) -> tuple[torch.Tensor, torch.
 
 @register_evaluation("robust")
 def evaluate_robust(model: nn.Module, data: DataSplit, profile: Profile) -> dict:
-    """Clean accuracy on the whole test split; PGD accuracy at the profile's l_inf eps on its evaluation images."""
+    """Clean accuracy on the whole test split, and :func:`robust_correct` with AutoAttack-strength attacks at the
+    profile's l_inf eps on its evaluation images: PGD with the profile's steps and restarts (seed 0, batches of up to
+    500 images), then APGD-CE and APGD-T. Records the accuracies (``robust``) and the per-example results
+    (``correct``, lists of booleans), so that chapters read the worst case from the cache instead of recomputing it."""
     x, y = _eval_split(data, profile)
-    eps, steps = profile.attack.eps_linf, profile.attack.steps
-    attack = partial(pgd, eps=eps, steps=steps)
-    return {"clean_accuracy": accuracy(model, data.x_test, data.y_test), "eval_images": len(x),
-            f"pgd{steps}_accuracy_eps{eps:g}": robust_accuracy(model, x, y, attack, desc=None)}
+    a = profile.attack
+    hits = robust_correct(model, x, y, a.eps_linf, steps=a.steps, restarts=a.restarts, autoattack=True,
+                          apgd_steps=a.apgd_steps, batch_size=min(len(x), 500))
+    return {"clean_accuracy": accuracy(model, data.x_test, data.y_test), "eval_images": len(x), "eps": a.eps_linf,
+            "robust": {name: h.float().mean().item() for name, h in hits.items()},
+            "correct": {name: h.tolist() for name, h in hits.items()}}
 
 
 @register_evaluation("noise")
@@ -170,3 +202,43 @@ def evaluate_noise(model: nn.Module, data: DataSplit, profile: Profile, sigma: f
     noise = sigma * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
     return {"clean_accuracy": accuracy(model, data.x_test, data.y_test), "eval_images": len(x),
             "noisy_accuracy": accuracy(model, x + noise, y, domain=None)}
+
+
+# ---------------------------------------------------------------------------------------- training monitors
+Monitor = Callable[[nn.Module], dict]
+MONITORS: dict[str, Callable[[DataSplit, Profile], Monitor]] = {}
+"""Per-epoch training monitors by the name recipes use (``Recipe.monitor``)."""
+
+
+def register_monitor(name: str) -> Callable:
+    """Decorator: register ``make(data, profile) -> monitor``, where ``monitor(model) -> dict`` runs after each epoch."""
+    def add(make: Callable[[DataSplit, Profile], Monitor]) -> Callable[[DataSplit, Profile], Monitor]:
+        if name in MONITORS:
+            raise ValueError(f"a monitor named {name!r} is already registered")
+        MONITORS[name] = make
+        return make
+    return add
+
+
+@register_monitor("pgd")
+def pgd_monitor(data: DataSplit, profile: Profile) -> Monitor:
+    """Clean, FGSM and PGD accuracy (profile's l_inf eps and steps, one restart) on the LAST ``attack.monitor_images`` test
+    images, which are disjoint from the evaluation images (the first ``attack.images``) in every profile. The curve is
+    only drawn, never used to pick an epoch; a widening gap between FGSM and PGD accuracy is the signature of
+    catastrophic overfitting (Wong et al. 2020). The random starts come from a generator of their own, so monitoring
+    does not change the trained model."""
+    n = profile.attack.monitor_images
+    if n + profile.attack.images > len(data.x_test):
+        raise ValueError(f"{n} monitor images and {profile.attack.images} evaluation images overlap in a test split "
+                         f"of {len(data.x_test)}")
+    x, y = data.x_test[-n:], data.y_test[-n:]
+    eps, steps = profile.attack.eps_linf, profile.attack.steps
+
+    def monitor(model: nn.Module) -> dict:
+        generator = torch.Generator(device=model_device(model)).manual_seed(0)
+        attack = partial(pgd, eps=eps, steps=steps, generator=generator)
+        return {"clean": accuracy(model, x, y),
+                "fgsm": robust_accuracy(model, x, y, partial(fgsm, eps=eps), desc=None),
+                "pgd": robust_accuracy(model, x, y, attack, desc=None)}
+
+    return monitor

@@ -40,7 +40,7 @@ class AttackSizes:
     restarts: int  # PGD random restarts for evaluation
     images: int  # test images attacked in the evaluations
     apgd_steps: int = 100  # APGD-CE / APGD-T iterations (Croce and Hein 2020 use 100)
-    monitor_images: int = 300  # held-out images for a per-epoch robust-accuracy curve during training
+    monitor_images: int = 200  # held-out test images for a per-epoch robust-accuracy curve during training
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ recipe is written. The recipe's hash (with the profile) is the cache key, so cha
 Chapters share recipes: the standard CNN of chapter 1 is also the accurate base model of the mixing chapters.
 
 This module only describes; it imports no training code. ``loss`` names an entry of
-:data:`course_lib.training.LOSSES`, ``eval`` one of :data:`course_lib.evaluation.EVALUATIONS`; the cache checks
-both when it trains.
+:data:`course_lib.training.LOSSES`, ``eval`` one of :data:`course_lib.evaluation.EVALUATIONS` and ``monitor`` (if given) one of
+:data:`course_lib.evaluation.MONITORS`; the cache checks them when it trains.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ class Recipe:
     seed: int = 0
     eval: str = "robust"  # a key of course_lib.evaluation.EVALUATIONS
     eval_kwargs: dict[str, Any] = field(default_factory=dict)
+    monitor: str | None = None  # a key of course_lib.evaluation.MONITORS: a per-epoch curve while training
 
 
 RECIPES: dict[str, Recipe] = {}
@@ -65,11 +66,15 @@ TRAIN_STEPS = size("training.attack_steps")
 register(Recipe("standard", "standard training (cross-entropy on clean images)"))
 
 # --- chapter 2: adversarial training ----------------------------------------------------------------------
-register(Recipe("fgsm_at", "FGSM adversarial training at the profile's l_inf eps (Goodfellow et al. 2015)",
-                loss="fgsm_at", loss_kwargs={"eps": EPS}, epochs=AT_EPOCHS))
+# FGSM-AT and PGD-AT record a per-epoch PGD accuracy on held-out images: catastrophic overfitting shows in it.
+register(Recipe("fgsm_at", "FGSM adversarial training at the profile's l_inf eps, adversarial loss only",
+                loss="fgsm_at", loss_kwargs={"eps": EPS}, epochs=AT_EPOCHS, monitor="pgd"))
+register(Recipe("fgsm_at_mixed", "FGSM adversarial training as Goodfellow et al. (2015) trained it: "
+                "0.5 clean + 0.5 adversarial loss", loss="fgsm_at", loss_kwargs={"eps": EPS, "clean_weight": 0.5},
+                epochs=AT_EPOCHS, monitor="pgd"))
 register(Recipe("pgd_at", "PGD adversarial training at the profile's l_inf eps, eps ramped over 3 epochs "
                 "(Madry et al. 2018)", loss="pgd_at", loss_kwargs={"eps": EPS, "steps": TRAIN_STEPS},
-                epochs=AT_EPOCHS))
+                epochs=AT_EPOCHS, monitor="pgd"))
 
 # Capacity: the low-capacity tiny_cnn (conv4-conv8-fc32), standard and PGD-AT.
 register(Recipe("tiny_standard", "standard training of the low-capacity tiny_cnn", arch="tiny_cnn"))

@@ -29,14 +29,14 @@ from torch import nn
 
 from .data import DataSplit, load_data
 from .device import get_device, seed_everything
-from .evaluation import EVALUATIONS
+from .evaluation import EVALUATIONS, MONITORS
 from .models import build_model
 from .profiles import Profile, get_profile, resolve_profile, resolve_sizes
 from .recipes import RECIPES, Recipe, get_recipe
 from .training import LOSSES, train
 
 CACHE_ENV = "COURSE_CACHE_DIR"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 # Named (accurate, robust) pairs: the base models of the mixing chapters (6-7).
 # "mixing": the standard model and a robust model with a real clean-accuracy gap (measured in chapter 2).
@@ -71,20 +71,23 @@ def build_for(recipe: Recipe, profile: Profile, data: DataSplit) -> nn.Module:
 
 def train_recipe(recipe: Recipe, profile: Profile) -> tuple[nn.Module, dict]:
     """Train ``recipe`` from scratch (seeded), evaluate it, and return the model and its metadata."""
-    for kind, value, known in (("loss", recipe.loss, LOSSES), ("evaluation", recipe.eval, EVALUATIONS)):
-        if value not in known:
+    for kind, value, known in (("loss", recipe.loss, LOSSES), ("evaluation", recipe.eval, EVALUATIONS),
+                               ("monitor", recipe.monitor, MONITORS)):
+        if value not in known and not (kind == "monitor" and value is None):
             raise ValueError(f"recipe {recipe.name!r}: unknown {kind} {value!r}; known: {sorted(known)}")
     data = load_data(profile)
     seed_everything(recipe.seed)
     model = build_for(recipe, profile, data)
     loss = LOSSES[recipe.loss](**resolve_sizes(recipe.loss_kwargs, profile))
+    monitor = MONITORS[recipe.monitor](data, profile) if recipe.monitor else None
     history = train(model, data.x_train, data.y_train, loss, epochs=int(resolve_sizes(recipe.epochs, profile)),
                     batch_size=profile.training.batch_size, optimizer=recipe.optimizer, lr=recipe.lr,
-                    schedule=recipe.schedule, seed=recipe.seed, desc=f"training {recipe.name}")
+                    schedule=recipe.schedule, monitor=monitor, seed=recipe.seed, desc=f"training {recipe.name}")
     metrics = EVALUATIONS[recipe.eval](model, data, profile, **resolve_sizes(recipe.eval_kwargs, profile))
     meta = {"name": recipe.name, "key": recipe_key(recipe, profile), "profile": profile.name,
             "recipe": json.dumps(dataclasses.asdict(recipe), sort_keys=True), "train_seconds": history.seconds,
-            "final_loss": history.loss[-1], "loss_history": history.loss, "metrics": metrics,
+            "final_loss": history.loss[-1], "loss_history": history.loss, "monitor": history.monitor,
+            "metrics": metrics,
             "torch": str(torch.__version__), "format": FORMAT_VERSION}
     return model, meta
 

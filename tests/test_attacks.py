@@ -23,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from course_lib.attacks import NORMS, fgsm, pgd, project
+from course_lib.attacks import NORMS, apgd_ce, apgd_t, fgsm, pgd, project
 from course_lib.attacks.base import per_example_norm, random_start
 from helpers import Probe
 
@@ -369,3 +369,42 @@ def test_pgd_needs_positive_integer_steps_and_restarts(kwargs, error):
 def test_pgd_needs_a_positive_step_size(alpha):
     with pytest.raises(ValueError, match="alpha must be > 0"):
         pgd(probe_net(1), GOOD_X, GOOD_Y, 0.1, alpha=alpha)
+
+
+# ------------------------------------------------------------------------------------------ APGD (torchattacks)
+@pytest.mark.parametrize("norm, eps", [("linf", 0.2), ("l2", 1.5)])
+@pytest.mark.parametrize("attack", ["apgd_ce", "apgd_t"])
+def test_apgd_stays_in_the_ball_and_leaves_the_global_generator_alone(trained_tiny_model, quick_data, attack,
+                                                                    norm, eps):
+    x, y = quick_data.x_test[:24], quick_data.y_test[:24]
+    run = {"apgd_ce": apgd_ce, "apgd_t": apgd_t}[attack]
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    x_adv = run(trained_tiny_model, x, y, eps, steps=10, norm=norm)
+    assert torch.equal(torch.get_rng_state(), state)  # forked: later random draws are unchanged
+    assert x_adv.shape == x.shape and 0 <= x_adv.min() and x_adv.max() <= 1
+    delta = (x_adv - x).flatten(1)
+    size = delta.abs().amax(1) if norm == "linf" else delta.norm(dim=1)
+    assert (size <= eps * (1 + 1e-5) + 1e-6).all()
+    assert torch.equal(run(trained_tiny_model, x, y, eps, steps=10, norm=norm), x_adv)  # seeded: reproducible
+    assert not trained_tiny_model.training
+
+
+def test_apgd_is_at_least_as_strong_as_a_short_pgd_on_a_trained_model(trained_tiny_model, quick_data):
+    """100-step APGD (adaptive step) against 5-step PGD at eps 0.1: APGD may not be weaker by more than noise."""
+    x, y = quick_data.x_test[:200], quick_data.y_test[:200]
+    with torch.no_grad():
+        hit = lambda xa: (trained_tiny_model(xa).argmax(1) == y).float().mean().item()  # noqa: E731
+    ours = hit(pgd(trained_tiny_model, x, y, 0.1, steps=5))
+    assert hit(apgd_ce(trained_tiny_model, x, y, 0.1, steps=100)) <= ours + 0.01
+    assert hit(apgd_t(trained_tiny_model, x, y, 0.1, steps=100)) <= ours + 0.01
+
+
+def test_apgd_at_eps_zero_is_a_copy_and_bad_input_is_an_error():
+    x, y = torch.rand(4, 1, 5, 5, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 1, 0, 1])
+    model = nn.Sequential(nn.Flatten(), nn.Linear(x[0].numel(), 10))
+    assert torch.equal(apgd_ce(model, x, y, 0.0), x)
+    with pytest.raises(ValueError, match="eps"):
+        apgd_ce(model, x, y, -0.1)
+    with pytest.raises(ValueError, match="3 classes"):
+        apgd_t(nn.Sequential(nn.Flatten(), nn.Linear(x[0].numel(), 2)), x, y % 2, 0.1)

@@ -100,3 +100,16 @@ def test_comparison_detects_a_changed_range():
     assert lines, "environment.yml lists no pip packages"
     changed = [Requirement(lines[0]).name + ">=0"] + lines[1:]
     assert _by_name(changed) != environment_requirements()
+
+
+def test_binder_installs_a_cpu_torch_in_the_project_ranges():
+    """Binder takes PyTorch from the CPU-only index, with pyproject.toml's ranges for torch and torchvision."""
+    lines = [line.strip() for line in (ROOT / "binder" / "requirements.txt").read_text().splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in lines
+    binder = _by_name([line for line in lines if not line.startswith("-")])
+    ours = pyproject_requirements()
+    assert set(binder) == {"torch", "torchvision"}
+    assert all(binder[name] == ours[name] for name in binder), (binder, ours)
+    post = (ROOT / "binder" / "postBuild").read_text()
+    assert "--no-deps -r requirements-attacks.txt" in post and "-e '.[book" in post

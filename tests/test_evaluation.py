@@ -8,9 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from course_lib.attacks import fgsm, pgd
-from course_lib.evaluation import (accuracy, accuracy_vs_eps, correct, predict, robust_accuracy, robust_evaluation,
-                                   worst_case_correct)
+from course_lib.profiles import get_profile, with_sizes
+
+from course_lib.attacks import apgd_ce, fgsm, pgd
+from course_lib.evaluation import (accuracy, accuracy_vs_eps, correct, predict, robust_accuracy, robust_correct,
+                                   robust_evaluation, worst_case_correct, MONITORS)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -215,3 +217,33 @@ def test_labels_with_an_extra_dimension_are_rejected(batch):
         correct(hand_model(), x, y.view(-1, 1), desc=None)
     with pytest.raises(ValueError, match="one label per example"):
         accuracy(hand_model(), x, y.view(-1, 1))
+
+
+def test_the_autoattack_cascade_attacks_only_survivors_and_is_cumulative(trained_tiny_model, quick_data):
+    """APGD-CE runs on the examples FGSM and PGD left correct, APGD-T on those APGD-CE left correct; each entry is
+    'correct under everything so far', and an example counted correct is correct when attacked directly."""
+    x, y = quick_data.x_test[:60], quick_data.y_test[:60]
+    hits = robust_correct(trained_tiny_model, x, y, 0.1, steps=5, restarts=1, autoattack=True, apgd_steps=20)
+    assert list(hits) == ["clean", "fgsm", "pgd", "apgd-ce", "apgd-t", "worst"]
+    before = hits["clean"] & hits["fgsm"] & hits["pgd"]
+    assert not (hits["apgd-ce"] & ~before).any() and not (hits["apgd-t"] & ~hits["apgd-ce"]).any()
+    assert torch.equal(hits["worst"], hits["apgd-t"])
+    idx = torch.nonzero(before).flatten()
+    direct = correct(trained_tiny_model, x[idx], y[idx], partial(apgd_ce, eps=0.1, steps=20, seed=0))
+    assert torch.equal(hits["apgd-ce"][idx], direct)
+    report = robust_evaluation(trained_tiny_model, x, y, 0.1, steps=5, restarts=1, autoattack=True, apgd_steps=20)
+    assert report == {k: v.float().mean().item() for k, v in hits.items()}
+
+
+def test_the_pgd_monitor_uses_held_out_images_and_leaves_the_random_stream_alone(trained_tiny_model, quick_data):
+    profile = with_sizes(get_profile("quick"), attack={"images": 500, "monitor_images": 40, "steps": 3})
+    monitor = MONITORS["pgd"](quick_data, profile)
+    torch.manual_seed(5)
+    state = torch.get_rng_state()
+    first = monitor(trained_tiny_model)
+    assert torch.equal(torch.get_rng_state(), state) and monitor(trained_tiny_model) == first
+    x, y = quick_data.x_test[-40:], quick_data.y_test[-40:]
+    assert first["clean"] == accuracy(trained_tiny_model, x, y) and first["pgd"] <= first["clean"]
+    assert first["fgsm"] == robust_accuracy(trained_tiny_model, x, y, partial(fgsm, eps=profile.attack.eps_linf))
+    with pytest.raises(ValueError, match="overlap"):
+        MONITORS["pgd"](quick_data, with_sizes(profile, attack={"monitor_images": 501}))

@@ -92,3 +92,83 @@ def test_every_toc_entry_exists():
     for entry in _toc_files():
         candidates = [ROOT / f"{entry}{suffix}" for suffix in (".ipynb", ".md")]
         assert any(c.is_file() for c in candidates), f"_toc.yml lists {entry}, which does not exist"
+
+
+# --- How the book reads: code within the column, folded cells with a caption -------------------------------------
+
+MAX_CODE_LINE = 80  # characters of code the HTML book shows without a horizontal scroll bar
+FOLD_TAG = "hide-input"
+
+
+def _lines(source) -> list[str]:
+    text = "".join(source) if isinstance(source, list) else source
+    return text.splitlines()
+
+
+def _long_code_lines(nb, limit: int = MAX_CODE_LINE) -> list[str]:
+    """'cell <index>, line <n> (<length> chars): <line>' for every code line longer than ``limit``."""
+    found = []
+    for index, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] != "code":
+            continue
+        for number, line in enumerate(_lines(cell["source"]), start=1):
+            if len(line) > limit:
+                found.append(f"cell {index}, line {number} ({len(line)} chars): {line.strip()[:60]}")
+    return found
+
+
+def _folded_cells_without_caption(nb) -> list[str]:
+    """'cell <index> (id <id>)' for every code cell tagged hide-input without a mystnb.code_prompt_show caption."""
+    found = []
+    for index, cell in enumerate(nb["cells"]):
+        metadata = cell.get("metadata", {})
+        if cell["cell_type"] != "code" or FOLD_TAG not in metadata.get("tags", []):
+            continue
+        caption = metadata.get("mystnb", {}).get("code_prompt_show")
+        if not isinstance(caption, str) or not caption.strip():
+            found.append(f"cell {index} (id {cell.get('id', '?')})")
+    return found
+
+
+def _synthetic_notebook(source: str, metadata: dict | None = None) -> dict:
+    return {"cells": [{"cell_type": "markdown", "metadata": {}, "source": "# Title"},
+                      {"cell_type": "code", "metadata": metadata or {}, "source": source}]}
+
+
+# Chapters laid out for the book column so far; chapters 2-3 follow (issue 8), later chapters start laid out.
+LAID_OUT = [path for path in NOTEBOOKS if not path.name.startswith(("02_", "03_"))]
+
+
+@pytest.mark.parametrize("path", LAID_OUT, ids=_id)
+def test_code_lines_fit_the_book_column(path: Path):
+    nb = nbformat.read(path, as_version=4)
+    long_lines = _long_code_lines(nb)
+    assert not long_lines, (
+        f"{path.name}: code lines longer than {MAX_CODE_LINE} characters (the HTML book cuts them off):\n  "
+        + "\n  ".join(long_lines)
+    )
+
+
+@pytest.mark.parametrize("path", LAID_OUT, ids=_id)
+def test_folded_code_cells_have_a_caption(path: Path):
+    nb = nbformat.read(path, as_version=4)
+    missing = _folded_cells_without_caption(nb)
+    assert not missing, (
+        f"{path.name}: code cells tagged {FOLD_TAG!r} without a caption: {', '.join(missing)}; add cell metadata "
+        '{"mystnb": {"code_prompt_show": "Show the checks of the claims above"}} (or a caption fitting the cell)'
+    )
+
+
+def test_the_book_layout_checks_can_fail():
+    # an 81-character line is caught, an 80-character one is not; the message names cell and line
+    assert _long_code_lines(_synthetic_notebook("x = 1\n" + "y" * 81)) == [f"cell 1, line 2 (81 chars): {'y' * 60}"]
+    assert _long_code_lines(_synthetic_notebook("y" * 80 + "\nx = 1")) == []
+    assert _long_code_lines(_synthetic_notebook(["x = 1\n", "#" * 81])) != []  # list-of-lines sources too
+    # a folded cell needs a non-empty caption; unfolded cells need none
+    tags = {"tags": [FOLD_TAG]}
+    assert _folded_cells_without_caption(_synthetic_notebook("x = 1", tags)) == ["cell 1 (id ?)"]
+    assert _folded_cells_without_caption(
+        _synthetic_notebook("x = 1", {**tags, "mystnb": {"code_prompt_show": "  "}})) == ["cell 1 (id ?)"]
+    assert _folded_cells_without_caption(
+        _synthetic_notebook("x = 1", {**tags, "mystnb": {"code_prompt_show": "Show the checks"}})) == []
+    assert _folded_cells_without_caption(_synthetic_notebook("x = 1")) == []

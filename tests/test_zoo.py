@@ -97,7 +97,14 @@ def test_train_save_load_round_trip(zoo_env):
     assert path == zoo_env.cache / f"standard--tiny--{key}.pt" and path.is_file()
     assert (meta["name"], meta["key"], meta["profile"]) == ("standard", key, "tiny")
     assert 0 <= meta["metrics"]["clean_accuracy"] <= 1
-    assert 0 <= meta["metrics"]["pgd2_accuracy_eps0.3"] <= 1 and meta["metrics"]["eval_images"] == 16
+    robust, correct = meta["metrics"]["robust"], meta["metrics"]["correct"]
+    assert meta["metrics"]["eval_images"] == 16 and meta["metrics"]["eps"] == profile.attack.eps_linf
+    assert list(robust) == ["clean", "fgsm", "pgd", "apgd-ce", "apgd-t", "worst"]
+    for name, hits in correct.items():  # the per-example record and the accuracies agree
+        assert len(hits) == 16 and robust[name] == sum(hits) / 16
+    assert correct["worst"] == correct["apgd-t"]  # the cascade's last entry is the worst case
+    assert all(not w or (c and f and p) for w, c, f, p in
+               zip(correct["worst"], correct["clean"], correct["fgsm"], correct["pgd"]))
     assert not model.training
 
     loaded, loaded_meta = zoo.load_with_meta("standard", profile)
