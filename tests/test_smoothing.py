@@ -12,7 +12,7 @@ from torch import nn
 from course_lib.smoothing import (ABSTAIN, CertifyResult, Smooth, SoftSmoothed, abstain_rate, attack_smoothed,
                                   average_certified_radius, certified_accuracy, certified_accuracy_curve,
                                   certified_radius, lower_confidence_bound, max_certifiable_radius,
-                                  predict_pvalue, radius_from_probabilities)
+                                  predict_from_counts, predict_pvalue, radius_from_probabilities)
 
 
 # ------------------------------------------------------------------------------------------ base classifiers
@@ -112,6 +112,52 @@ def test_certify_soundness_simulation():
     assert (naive > p_true).mean() > 3 * alpha
     # and the estimated frequencies match p_A
     assert result.counts[:, 0].sum() / (runs * n) == pytest.approx(p_true, abs=0.01)
+
+
+class Intervals(nn.Module):
+    """Class 0 if z[0] < a, 1 if a <= z[0] < b, else 2: exact class probabilities under N(x, sigma^2 I)."""
+
+    def __init__(self, a: float, b: float):
+        super().__init__()
+        self.a, self.b = float(a), float(b)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        u = z.flatten(1)[:, 0]
+        label = (u >= self.a).long() + (u >= self.b).long()
+        return nn.functional.one_hot(label, 3).float()
+
+    def probabilities(self, x0: float, sigma: float) -> np.ndarray:
+        below_a, below_b = norm.cdf((self.a - x0) / sigma), norm.cdf((self.b - x0) / sigma)
+        return np.array([below_a, below_b - below_a, 1 - below_b])
+
+
+# x0 = 0.5 and sigma = 0.5: the threshold 0.5125 gives p = (0.51, 0.49); the intervals give p = (0.35, 0.33, 0.32)
+@pytest.mark.parametrize("model,num_classes", [(Threshold(0.5125), 2),
+                                               (Intervals(0.5 + 0.5 * norm.ppf(0.35), 0.5 + 0.5 * norm.ppf(0.68)), 3)])
+def test_predict_returns_a_wrong_class_at_most_an_alpha_fraction_of_the_time(model, num_classes):
+    """PREDICT's guarantee (Cohen et al., Proposition 1) where g(x) is known: p_A barely above the runner-up.
+
+    With three classes the two tested counts are the top two of the same samples, which the binomial test of
+    n_A given n_A + n_B allows (Hung and Fithian 2019)."""
+    x0, sigma, alpha, n, runs = 0.5, 0.5, 0.1, 100, 2000
+    if num_classes == 2:
+        p0 = norm.cdf((model.t.item() - x0) / sigma)
+        p = np.array([p0, 1 - p0])
+    else:
+        p = model.probabilities(x0, sigma)
+    top = int(np.argmax(p))
+    assert top == 0 and np.sort(p)[-1] - np.sort(p)[-2] < 0.03  # a close race: errors are likely
+    smooth = Smooth(model, num_classes, sigma, progress=False)
+    x = torch.full((runs, 1, 2, 2), x0)
+    pred = smooth.predict_batch(x, n, alpha, batch_size=8192, generator=torch.Generator().manual_seed(3))
+    wrong = int(np.sum((pred != ABSTAIN) & (pred != top)))
+    # the 99.9% Clopper-Pearson lower bound on the wrong-answer rate must not exceed alpha
+    assert lower_confidence_bound(wrong, runs, 0.001) <= alpha
+    assert wrong > 0  # the race is close enough for PREDICT to err sometimes: the check is not vacuous
+    # the test has teeth: the top class of the same counts, without the test, is wrong far more often
+    counts = smooth.sample_noise_batch(x, n, batch_size=8192, generator=torch.Generator().manual_seed(3))
+    assert np.mean(counts.argmax(1) != top) > 3 * alpha
+    np.testing.assert_array_equal(pred, [predict_from_counts(c, alpha) for c in counts])
 
 
 def test_certify_constant_classifier_gives_the_largest_radius():

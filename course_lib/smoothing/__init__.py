@@ -10,7 +10,7 @@ Cohen et al.); with ``p_B = 1 - p_A`` the radius is ``sigma Phi^-1(p_A)``. One m
 
 - :mod:`.stats`    -- Clopper-Pearson bound, radii, the largest certifiable radius, PREDICT's binomial test;
 - :mod:`.sampling` -- the Monte-Carlo engine (class counts under noise, batched across inputs, reproducible);
-- :mod:`.certify`  -- :class:`Smooth` with PREDICT and CERTIFY as in the paper's pseudocode;
+- :mod:`.certify`  -- :class:`Smooth` with PREDICT (Proposition 1) and CERTIFY (Proposition 2) as in the paper;
 - :mod:`.metrics`  -- (approximate) certified accuracy, its curve, ACR, abstention rate;
 - :mod:`.soft`     -- the soft smoothed classifier ``G`` (expected softmax) and the attack on it (Salman et al. 2019).
 """

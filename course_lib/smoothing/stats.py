@@ -3,7 +3,7 @@ r"""The statistics of randomized smoothing: a confidence bound, the certified ra
 - :func:`lower_confidence_bound`: one-sided Clopper-Pearson bound on a binomial proportion (Clopper and Pearson 1934);
 - :func:`certified_radius`, :func:`radius_from_probabilities`: Theorem 1 of Cohen, Rosenfeld and Kolter (2019);
 - :func:`max_certifiable_radius`: the largest radius ``n`` samples can ever certify (a cap of the sample size);
-- :func:`predict_pvalue`: PREDICT's two-sided exact binomial test of the top two counts.
+- :func:`predict_pvalue`: PREDICT's two-sided exact binomial test of the top two counts (Proposition 1).
 
 All of them are thin layers over SciPy (``scipy.stats.beta``, ``norm``, ``binomtest``), and the tests check them
 against SciPy and statsmodels. Errors: TypeError for wrong types, ValueError for wrong values.
@@ -88,7 +88,14 @@ def max_certifiable_radius(n: int, alpha: float, sigma: float) -> float:
 
 
 def predict_pvalue(count1: int, count2: int) -> float:
-    """Two-sided exact binomial test of ``count1 ~ Binomial(count1 + count2, 1/2)`` (PREDICT's abstention test)."""
+    r"""Two-sided exact binomial test of ``count1 ~ Binomial(count1 + count2, 1/2)`` (PREDICT's abstention test).
+
+    PREDICT answers only if this p-value is <= alpha, and then returns a class other than ``g(x)`` with
+    probability at most alpha (Proposition 1 of Cohen et al. 2019). The two counts may be the top two of the
+    very samples that ranked them: given ``n_A + n_B``, the count of either of two fixed classes is binomial
+    whatever the other classes do, and Hung and Fithian (2019) show that testing the winner against the
+    runner-up this way keeps the level.
+    """
     if count1 + count2 == 0:
         return 1.0
     return float(binomtest(int(count1), int(count1 + count2), 0.5, alternative="two-sided").pvalue)
