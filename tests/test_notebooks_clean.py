@@ -135,8 +135,8 @@ def _synthetic_notebook(source: str, metadata: dict | None = None) -> dict:
                       {"cell_type": "code", "metadata": metadata or {}, "source": source}]}
 
 
-# Chapters laid out for the book column so far; chapter 3 follows (issue 8), later chapters start laid out.
-LAID_OUT = [path for path in NOTEBOOKS if not path.name.startswith("03_")]
+# Every chapter is laid out for the book column (issue 8).
+LAID_OUT = NOTEBOOKS
 
 
 @pytest.mark.parametrize("path", LAID_OUT, ids=_id)
