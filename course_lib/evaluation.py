@@ -15,6 +15,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -80,6 +81,17 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
              domain: Domain = IMAGE_DOMAIN) -> float:
     """Clean accuracy in [0, 1] (the one accuracy helper: images, noisy images with ``domain=None``, 2-D points)."""
     return correct(model, x, y, None, batch_size, desc=None, domain=domain).float().mean().item()
+
+
+def standard_error(p, n: int):
+    """Binomial standard error ``sqrt(p (1 - p) / n)`` of an accuracy ``p`` (a float or an array of them) measured
+    on ``n`` independent images or trials: the unit of the noise margins of every chapter's checks. Two independent
+    accuracies differ with standard error ``hypot(standard_error(p, n), standard_error(q, m))``."""
+    n = check_count(n, "n")
+    values = np.asarray(p, dtype=float)
+    if np.any((values < 0) | (values > 1)):
+        raise ValueError(f"an accuracy must lie in [0, 1], got {p}")
+    return np.sqrt(values * (1 - values) / n) if values.ndim else float(np.sqrt(values * (1 - values) / n))
 
 
 def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: Attack,

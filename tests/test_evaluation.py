@@ -12,7 +12,7 @@ from course_lib.profiles import get_profile, with_sizes
 
 from course_lib.attacks import apgd_ce, fgsm, pgd
 from course_lib.evaluation import (accuracy, accuracy_vs_eps, correct, predict, robust_accuracy, robust_correct,
-                                   robust_evaluation, worst_case_correct, MONITORS)
+                                   robust_evaluation, standard_error, worst_case_correct, MONITORS)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -247,3 +247,16 @@ def test_the_pgd_monitor_uses_held_out_images_and_leaves_the_random_stream_alone
     assert first["fgsm"] == robust_accuracy(trained_tiny_model, x, y, partial(fgsm, eps=profile.attack.eps_linf))
     with pytest.raises(ValueError, match="overlap"):
         MONITORS["pgd"](quick_data, with_sizes(profile, attack={"monitor_images": 501}))
+
+
+def test_standard_error_matches_the_binomial_distribution():
+    from scipy.stats import binom
+    for p, n in [(0.5, 100), (0.632, 500), (0.0, 200), (0.97, 1000)]:
+        assert standard_error(p, n) == pytest.approx(binom.std(n, p) / n)
+    assert standard_error([0.1, 0.9], 100) == pytest.approx([0.03, 0.03])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        standard_error(1.2, 10)
+    with pytest.raises(ValueError):
+        standard_error(0.5, 0)
+    with pytest.raises(TypeError):
+        standard_error(0.5, 10.0)
