@@ -94,6 +94,16 @@ def standard_error(p, n: int):
     return np.sqrt(values * (1 - values) / n) if values.ndim else float(np.sqrt(values * (1 - values) / n))
 
 
+def paired_standard_error(differences) -> float:
+    """Standard error ``std(d) / sqrt(n)`` (sample std, ddof = 1) of the mean of per-image differences ``d_i``
+    between two models measured on the SAME n images (e.g. certified radius, or correct-at-r as 0/1). Pairing
+    removes the between-image variance that two independent standard errors would count twice."""
+    d = np.asarray(differences, dtype=float).ravel()
+    if d.size < 2 or not np.all(np.isfinite(d)):
+        raise ValueError(f"need at least two finite differences, got {d.size} values")
+    return float(d.std(ddof=1) / np.sqrt(d.size))
+
+
 def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: Attack,
                     batch_size: int = 250, desc: str | None = "attacking") -> float:
     """Accuracy under ``attack`` in [0, 1]."""

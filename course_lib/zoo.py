@@ -29,6 +29,7 @@ from torch import nn
 
 from .data import DataSplit, load_data
 from .device import get_device, seed_everything
+from . import smoothing  # noqa: F401  (registers the "certify" evaluation kind)
 from .evaluation import EVALUATIONS, MONITORS
 from .models import build_model
 from .profiles import Profile, get_profile, resolve_profile, resolve_sizes
@@ -147,6 +148,43 @@ def load_with_meta(name: str, profile: Profile | str | None = None, retrain: boo
 def metrics(name: str, profile: Profile | str | None = None) -> dict:
     """The metrics recorded when the named model was trained (trains it on a miss)."""
     return load_with_meta(name, profile)[1]["metrics"]
+
+
+def evaluation_path(name: str, kind: str, kwargs: dict, profile: Profile) -> Path:
+    """Where :func:`evaluate` caches evaluation ``kind`` with ``kwargs`` of the named model: next to its checkpoint,
+    named by the model's key and a hash of the evaluation (so retraining the model invalidates it)."""
+    blob = json.dumps({"kind": kind, "kwargs": kwargs, "format": FORMAT_VERSION}, sort_keys=True)
+    digest = hashlib.sha256(blob.encode()).hexdigest()[:12]
+    return checkpoint_path(name, profile).with_suffix(f".{kind}-{digest}.pt")
+
+
+def evaluate(name: str, kind: str, profile: Profile | str | None = None, **kwargs: Any) -> dict:
+    """``EVALUATIONS[kind](model, data, profile, **kwargs)`` for the named cached model, itself cached.
+
+    For evaluations that cost more than a warm build can pay (e.g. CERTIFY at n = 10,000): the result is saved
+    atomically beside the checkpoint and read back with ``weights_only=True``; the key covers the model's recipe,
+    the profile, the kind and every argument, so any change recomputes it. Arguments must be JSON numbers,
+    strings or booleans.
+    """
+    if kind not in EVALUATIONS:
+        raise ValueError(f"unknown evaluation {kind!r}; known: {sorted(EVALUATIONS)}")
+    for key, value in kwargs.items():
+        if not isinstance(value, (int, float, str, bool)) and value is not None:
+            raise TypeError(f"evaluation argument {key}={value!r} must be a number, string, boolean or None")
+    profile = resolve_profile(profile)
+    path = evaluation_path(name, kind, kwargs, profile)
+    model, meta = load_with_meta(name, profile)
+    with FileLock(str(path) + ".lock"):
+        if path.exists():
+            try:
+                blob = torch.load(path, map_location="cpu", weights_only=True)
+                if blob.get("model_key") == meta["key"] and blob.get("kwargs") == kwargs:
+                    return blob["metrics"]
+            except Exception as err:  # corrupt or foreign: recompute
+                print(f"[zoo] ignoring unusable evaluation {path.name}: {type(err).__name__}: {err}")
+        metrics = EVALUATIONS[kind](model, load_data(profile), profile, **kwargs)
+        _atomic_save({"model_key": meta["key"], "kind": kind, "kwargs": kwargs, "metrics": metrics}, path)
+    return metrics
 
 
 def load_pair(name: str, profile: Profile | str | None = None) -> tuple[nn.Module, nn.Module]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -12,7 +13,8 @@ from course_lib.profiles import get_profile, with_sizes
 
 from course_lib.attacks import apgd_ce, fgsm, pgd
 from course_lib.evaluation import (accuracy, accuracy_vs_eps, correct, predict, robust_accuracy, robust_correct,
-                                   robust_evaluation, standard_error, worst_case_correct, MONITORS)
+                                   robust_evaluation, standard_error, worst_case_correct, MONITORS,
+                                   paired_standard_error)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -260,3 +262,16 @@ def test_standard_error_matches_the_binomial_distribution():
         standard_error(0.5, 0)
     with pytest.raises(TypeError):
         standard_error(0.5, 10.0)
+
+
+def test_paired_standard_error_matches_scipy_and_beats_unpaired():
+    from scipy.stats import sem
+    rng = np.random.default_rng(0)
+    ability = rng.normal(size=200)  # shared between the two models: pairing cancels it
+    a, b = ability + 0.1 * rng.normal(size=200), ability + 0.1 * rng.normal(size=200) + 0.05
+    assert paired_standard_error(b - a) == pytest.approx(sem(b - a))
+    assert paired_standard_error(b - a) < 0.2 * np.hypot(sem(a), sem(b))
+    with pytest.raises(ValueError, match="at least two"):
+        paired_standard_error([1.0])
+    with pytest.raises(ValueError, match="finite"):
+        paired_standard_error([1.0, float("nan")])

@@ -19,6 +19,7 @@ those of certifying one input at a time with the same generator (:mod:`.sampling
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -27,7 +28,10 @@ import torch
 from torch import nn
 
 from ..checks import Domain, IMAGE_DOMAIN, check_count, check_tensor
+from ..data import DataSplit
 from ..device import model_device
+from ..evaluation import register_evaluation
+from ..profiles import Profile
 from .sampling import is_channels_last, noise_counts
 from .stats import certified_radius, check_alpha, check_sigma, lower_confidence_bound, predict_pvalue
 
@@ -202,3 +206,23 @@ class Smooth:
         if self.input_shape is not None and one != self.input_shape:
             hint = "certify/predict for a single input" if batched else "certify_batch/predict_batch for a batch"
             raise ValueError(f"each input must have shape {self.input_shape}, got {one} (use {hint}?)")
+
+
+@register_evaluation("certify")
+def evaluate_certify(model: nn.Module, data: DataSplit, profile: Profile, sigma: float, n: int | None = None,
+                     n0: int | None = None, alpha: float = 0.001, images: int | None = None,
+                     seed: int = 0) -> dict:
+    """CERTIFY (:meth:`Smooth.certify_batch`) on the first ``images`` test images (default: the profile's smoothing
+    sizes), noise from a CPU generator seeded with ``seed``. Records the class counts of both draws (lists), the
+    labels, the settings and the seconds it took, so that a chapter reads a costly certification from the cache
+    (:func:`course_lib.zoo.evaluate`) and rebuilds the :class:`CertifyResult` with :func:`certificate`."""
+    s = profile.smoothing
+    n, n0 = check_count(n if n is not None else s.n, "n"), check_count(n0 if n0 is not None else s.n0, "n0")
+    images = min(check_count(images if images is not None else s.images, "images"), len(data.x_test))
+    x, y = data.x_test[:images], data.y_test[:images]
+    smooth = Smooth(model, data.num_classes, sigma, input_shape=x.shape[1:])
+    start = time.perf_counter()
+    result = smooth.certify_batch(x, n0, n, alpha, generator=torch.Generator().manual_seed(seed))
+    return {"sigma": sigma, "n": n, "n0": n0, "alpha": alpha, "images": images, "seed": seed,
+            "seconds": time.perf_counter() - start, "labels": y.tolist(),
+            "counts0": result.counts0.tolist(), "counts": result.counts.tolist()}

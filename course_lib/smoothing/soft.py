@@ -23,22 +23,31 @@ from .sampling import is_channels_last
 from .stats import check_sigma
 
 
-def smoothed_softmax(model: nn.Module, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """``(1/m) sum_j softmax f(x_b + noise[b, j])`` for each input b: probabilities ``B x K``.
+def noisy_logits(model: nn.Module, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """The logits ``f(x_b + noise[b, j])`` of all noisy copies, ``(B * m) x K``, the m copies of input b together.
 
-    ``x`` is ``B x *shape``; ``noise`` is ``B x m x *shape`` (already scaled by sigma). Differentiable in ``x`` and
-    in the model's parameters; noisy inputs are not clipped (as the smoothed classifier samples them).
+    ``x`` is ``B x *shape``; ``noise`` is ``B x m x *shape`` (already scaled by sigma). Noisy inputs are not
+    clipped (as the smoothed classifier samples them); images keep the model's memory format.
     """
     check_tensor(x, "x")
     check_tensor(noise, "noise")
     if noise.dim() != x.dim() + 1 or noise.shape[0] != x.shape[0] or noise.shape[2:] != x.shape[1:]:
         raise ValueError(f"noise must have shape B x m x {tuple(x.shape[1:])} for x of shape {tuple(x.shape)}, "
                          f"got {tuple(noise.shape)}")
-    b, m = noise.shape[:2]
     noisy = (x.unsqueeze(1) + noise).flatten(0, 1)
     if is_channels_last(model) and noisy.dim() == 4:
         noisy = noisy.contiguous(memory_format=torch.channels_last)
-    return F.softmax(model(noisy), dim=1).view(b, m, -1).mean(dim=1)
+    return model(noisy)
+
+
+def smoothed_softmax(model: nn.Module, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """``(1/m) sum_j softmax f(x_b + noise[b, j])`` for each input b: probabilities ``B x K``.
+
+    ``x`` is ``B x *shape``; ``noise`` is ``B x m x *shape`` (already scaled by sigma), see :func:`noisy_logits`.
+    Differentiable in ``x`` and in the model's parameters.
+    """
+    logits = noisy_logits(model, x, noise)
+    return F.softmax(logits, dim=1).view(x.shape[0], noise.shape[1], -1).mean(dim=1)
 
 
 class SoftSmoothed(nn.Module):

@@ -7,14 +7,18 @@
               By Danskin's theorem the gradient of the inner max is the gradient at the maximizer.
 - TRADES:     E[ CE(f(x), y) + beta * max_{||x'-x|| <= eps} KL(p(x) || p(x')) ]  (Zhang et al. 2019)
 - Gaussian:   E[ CE(f(x + sigma * n), y) ], n ~ N(0, I) fresh per batch          (Cohen et al. 2019)
+- SmoothMix:  Gaussian CE over m draws + eta * KL(mixup target || f(x_mix + d))  (Jeong et al. 2021), smoothmix.py
 
-Chapters 4-5 add files here (``smoothmix.py``, ``oat.py``) whose losses register themselves in :data:`LOSSES`.
+Each chapter's loss lives in a file of its own here and registers itself in :data:`LOSSES` (chapter 5: ``oat.py``).
 """
 
 from .loop import OPTIMIZERS, SCHEDULES, TrainHistory, TrainLoss, train
 from .losses import (LOSSES, fgsm_at_loss, gaussian_loss, pgd_at_loss, ramp, register_loss, standard_loss,
                      trades_attack, trades_kl, trades_loss)
+from .smoothmix import (confidence_along_search, draw_noise, mixup_inputs, mixup_target, smoothed_nll, smoothmix_loss,
+                        smoothmix_path, warmup)
 
 __all__ = ["LOSSES", "OPTIMIZERS", "SCHEDULES", "TrainHistory", "TrainLoss", "fgsm_at_loss", "gaussian_loss",
            "pgd_at_loss", "ramp", "register_loss", "standard_loss", "trades_attack", "trades_kl", "trades_loss",
-           "train"]
+           "train", "confidence_along_search", "draw_noise", "mixup_inputs", "mixup_target", "smoothed_nll", "smoothmix_loss", "smoothmix_path",
+           "warmup"]
