@@ -22,6 +22,7 @@ import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -467,3 +468,48 @@ def test_console_script_points_at_main():
     scripts = {ep.name: ep for ep in importlib.metadata.entry_points(group="console_scripts")}
     assert scripts["course-zoo"].value == "course_lib.zoo:main"
     assert scripts["course-zoo"].load() is zoo.main
+
+
+# --- cached evaluations (zoo.evaluate): CERTIFY at a large n read back from the cache -----------------------------
+def test_a_cached_evaluation_is_computed_once_and_equals_a_direct_certify(zoo_env, monkeypatch):
+    from course_lib.smoothing import Smooth, certificate
+    calls = []
+    original = EVALUATIONS["certify"]
+    monkeypatch.setitem(EVALUATIONS, "certify", lambda *a, **k: calls.append(k) or original(*a, **k))
+    args = {"sigma": 0.25, "n": 50, "n0": 10, "alpha": 0.01, "images": 5, "seed": 3}
+    first = zoo.evaluate("gaussian_0.25", "certify", zoo_env.profile, **args)
+    again = zoo.evaluate("gaussian_0.25", "certify", zoo_env.profile, **args)
+    assert first == again and len(calls) == 1
+    model = zoo.load("gaussian_0.25", zoo_env.profile)
+    x = tiny_split().x_test[:5]
+    direct = Smooth(model, 10, 0.25).certify_batch(x, 10, 50, 0.01, generator=torch.Generator().manual_seed(3))
+    rebuilt = certificate(np.array(first["counts0"]), np.array(first["counts"]), 0.25, 10, 50, 0.01)
+    assert np.array_equal(rebuilt.prediction, direct.prediction) and np.allclose(rebuilt.radius, direct.radius)
+    # another argument is another entry; an entry of another model (key) is recomputed
+    zoo.evaluate("gaussian_0.25", "certify", zoo_env.profile, **{**args, "seed": 4})
+    assert len(calls) == 2
+    path = zoo.evaluation_path("gaussian_0.25", "certify", args, zoo_env.profile)
+    blob = torch.load(path, weights_only=True)
+    blob["model_key"] = "another model"
+    torch.save(blob, path)
+    zoo.evaluate("gaussian_0.25", "certify", zoo_env.profile, **args)
+    assert len(calls) == 3
+    assert not list(zoo_env.cache.glob("*.tmp"))  # atomic writes leave no temporary files
+
+
+def test_a_corrupt_cached_evaluation_is_recomputed_with_a_message(zoo_env, capsys):
+    args = {"sigma": 0.25, "n": 20, "n0": 5, "images": 3}
+    first = zoo.evaluate("gaussian_0.25", "certify", zoo_env.profile, **args)
+    zoo.evaluation_path("gaussian_0.25", "certify", args, zoo_env.profile).write_bytes(b"garbage")
+    again = zoo.evaluate("gaussian_0.25", "certify", zoo_env.profile, **args)
+    assert {k: v for k, v in again.items() if k != "seconds"} == {k: v for k, v in first.items() if k != "seconds"}
+    assert "ignoring unusable evaluation" in capsys.readouterr().out
+
+
+def test_cached_evaluation_errors(zoo_env):
+    with pytest.raises(ValueError, match="unknown evaluation"):
+        zoo.evaluate("gaussian_0.25", "certfy", zoo_env.profile, sigma=0.25)
+    with pytest.raises(TypeError, match="must be a number"):
+        zoo.evaluate("gaussian_0.25", "certify", zoo_env.profile, sigma=[0.25])
+    with pytest.raises(ValueError, match="unknown recipe"):
+        zoo.evaluate("gausian_0.25", "certify", zoo_env.profile, sigma=0.25)
