@@ -10,9 +10,10 @@ One module (or package) per idea; imports flow one way (notebooks -> course_lib 
 - :mod:`course_lib.models`     -- small CNNs, MLP, ResNet (one file each), normalization inside the model.
 - :mod:`course_lib.attacks`    -- FGSM and PGD (l_inf, l_2), one attack per file.
 - :mod:`course_lib.evaluation` -- accuracy, robust accuracy, the worst case over attacks; evaluation kinds.
-- :mod:`course_lib.training`   -- one training loop (``loop``) and registered losses (``losses``).
+- :mod:`course_lib.training`   -- one training loop (``loop``), registered losses (``losses``; SmoothMix in ``smoothmix``).
 - :mod:`course_lib.recipes`    -- named training recipes (data only).
-- :mod:`course_lib.zoo`        -- the model cache: ``zoo.load(name)`` trains a recipe on a miss; named model pairs.
+- :mod:`course_lib.zoo`        -- the model cache: ``zoo.load(name)`` trains a recipe on a miss; named model pairs;
+  ``zoo.evaluate(name, kind, ...)`` caches a costly evaluation (e.g. CERTIFY at n = 10,000) beside the model.
 - :mod:`course_lib.smoothing`  -- randomized smoothing: statistics, PREDICT/CERTIFY, metrics, the soft classifier.
 - :mod:`course_lib.toy`        -- 2-D toy data sets and classifiers, where geometry teaches better than images.
 - :mod:`course_lib.plots`      -- figures several chapters draw (trade-off plot, certified curves, image grids).

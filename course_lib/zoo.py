@@ -4,6 +4,7 @@ Each entry is a state_dict plus metadata (recipe, profile, metrics, versions) sa
 ``$COURSE_CACHE_DIR`` (default ``~/.cache/accuracy-vs-robustness``), in a file named by the recipe, the profile
 and a hash of both. Writes are atomic (temporary file, then ``os.replace``); loads use ``weights_only=True``;
 a corrupt or foreign file is detected and retrained; a file lock makes concurrent builds train once.
+:func:`evaluate` caches a costly evaluation of a cached model (e.g. CERTIFY at n = 10,000) the same way.
 
 Command line::
 
