@@ -25,6 +25,7 @@ from .attacks.base import check_steps
 from .checks import IMAGE_DOMAIN, Domain, check_choice, check_count, check_eps, check_inputs, check_labels
 from .data import DataSplit
 from .device import eval_mode, model_device
+from .models.conditioned import FixedLambda
 from .profiles import Profile
 
 Attack = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -214,6 +215,16 @@ def evaluate_robust(model: nn.Module, data: DataSplit, profile: Profile) -> dict
     return {"clean_accuracy": accuracy(model, data.x_test, data.y_test), "eval_images": len(x), "eps": a.eps_linf,
             "robust": {name: h.float().mean().item() for name, h in hits.items()},
             "correct": {name: h.tolist() for name, h in hits.items()}}
+
+
+@register_evaluation("robust_per_lambda")
+def evaluate_robust_per_lambda(model: nn.Module, data: DataSplit, profile: Profile) -> dict:
+    """:func:`evaluate_robust` of a lambda-conditioned model at each of its lambda choices, through
+    :class:`course_lib.models.FixedLambda` (the same attacks, images and seeds as for any other model).
+    Returns ``{"choices": [...], "per_lambda": {"0.1": <evaluate_robust's dict>, ...}}``."""
+    choices = model.choices
+    return {"choices": list(choices),
+            "per_lambda": {f"{lam:g}": evaluate_robust(FixedLambda(model, lam), data, profile) for lam in choices}}
 
 
 @register_evaluation("noise")

@@ -110,3 +110,22 @@ for _sigma, _steps in SMOOTHMIX_STEPS.items():
                     loss_kwargs={"sigma": _sigma, "m": 2, "steps": _steps, "step_size": 1.0, "eta": 5.0,
                                  "warmup_epochs": 3},
                     epochs=size("training.noise_epochs"), eval="noise", eval_kwargs={"sigma": _sigma}))
+
+# --- chapter 5: once-for-all adversarial training (Wang et al. 2020) on the tiny CNN --------------------------------
+# The OAT model: the tiny_cnn with dual batch norm and FiLM, lambda per sample from the reference's choices, PGD as in
+# tiny_pgd_at, the same epochs; evaluated at each lambda with chapter 2's worst case. The dedicated models at a fixed
+# lambda are PGD-AT of the plain tiny_cnn with clean weight 1 - lambda; lambda = 1 is tiny_pgd_at itself and
+# lambda = 0 is tiny_standard (cross-entropy only, the standard epoch budget), so those two are not trained again.
+OAT_LAMBDAS = (0.0, 0.1, 0.2, 0.3, 0.4, 1.0)
+register(Recipe("oat_tiny", "once-for-all adversarial training of the lambda-conditioned tiny_cnn (dual batch norm, "
+                "FiLM) at the profile's l_inf eps (Wang et al. 2020)", loss="oat",
+                loss_kwargs={"eps": EPS, "choices": OAT_LAMBDAS, "steps": TRAIN_STEPS}, arch="oat_tiny_cnn",
+                epochs=AT_EPOCHS, eval="robust_per_lambda"))
+DEDICATED = {0.0: "tiny_standard", 1.0: "tiny_pgd_at"}
+for _lam in OAT_LAMBDAS[1:-1]:
+    DEDICATED[_lam] = register(Recipe(
+        f"tiny_pgd_at_lambda_{_lam:g}", f"PGD-AT of the tiny_cnn with loss (1 - lambda) CE(x) + lambda CE(x_adv), "
+        f"lambda = {_lam:g}: the dedicated model of OAT's lambda = {_lam:g}", loss="pgd_at",
+        loss_kwargs={"eps": EPS, "steps": TRAIN_STEPS, "clean_weight": round(1 - _lam, 6)}, arch="tiny_cnn",
+        epochs=AT_EPOCHS)).name
+DEDICATED = dict(sorted(DEDICATED.items()))

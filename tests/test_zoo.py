@@ -379,7 +379,8 @@ def test_every_recipe_resolves_for_every_profile(profile_name):
         epochs = resolve_sizes(recipe.epochs, profile)
         assert isinstance(epochs, int) and epochs >= 1
         kwargs = resolve_sizes(recipe.loss_kwargs, profile)
-        assert all(isinstance(v, (int, float)) for v in kwargs.values())
+        numbers = [w for v in kwargs.values() for w in (v if isinstance(v, tuple) else (v,))]
+        assert all(isinstance(v, (int, float)) for v in numbers)  # numbers, or tuples of them (OAT's choices)
         assert callable(LOSSES[recipe.loss](**kwargs))
 
 

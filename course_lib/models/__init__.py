@@ -8,7 +8,11 @@ One file per model family; :data:`ARCHS` names the architectures a recipe can as
 - ``mlp``: 2 hidden layers of 256 (:mod:`.mlp`, which also builds the 2-D toy MLP);
 - ``resnet``: a small ResNet for CIFAR-10 (:mod:`.resnet`).
 
-A new model kind (e.g. the lambda-conditioned models of chapter 5) adds a file and an entry of :data:`ARCHS`.
+- ``oat_tiny_cnn``: the tiny_cnn conditioned on lambda (dual batch norm and FiLM, :mod:`.conditioned`), for
+  once-for-all adversarial training; called as ``model(x, lam)``, and through :class:`FixedLambda` as ``model(x)``.
+
+A new model kind adds a file and an entry of :data:`ARCHS`. A body whose class names a ``sequential_class`` is
+wrapped in that class instead of ``nn.Sequential`` (the conditioned models take a second argument).
 """
 
 from __future__ import annotations
@@ -19,12 +23,15 @@ from torch import nn
 
 from ..checks import check_choice
 from .cnn import conv_net
+from .conditioned import (LAMBDA_CHOICES, ConditionedCNN, ConditionedSequential, DualBatchNorm2d, FiLM,
+                          FixedLambda, LambdaEncoding)
 from .mlp import image_mlp, mlp
 from .normalize import Normalize
 from .resnet import BasicBlock, resnet
 
-__all__ = ["ARCHS", "BasicBlock", "Normalize", "build_model", "conv_net", "count_parameters", "image_mlp", "mlp",
-           "resnet"]
+__all__ = ["ARCHS", "BasicBlock", "ConditionedCNN", "ConditionedSequential", "DualBatchNorm2d", "FiLM", "FixedLambda",
+           "LAMBDA_CHOICES", "LambdaEncoding", "Normalize", "build_model", "conv_net", "count_parameters", "image_mlp",
+           "mlp", "resnet"]
 
 ARCHS: dict[str, Callable[[int, int, int], nn.Module]] = {
     "small_cnn": lambda c, hw, k: conv_net(c, hw, (16, 32, 100), k),
@@ -32,6 +39,7 @@ ARCHS: dict[str, Callable[[int, int, int], nn.Module]] = {
     "tiny_cnn": lambda c, hw, k: conv_net(c, hw, (4, 8, 32), k),
     "mlp": lambda c, hw, k: image_mlp(c, hw, k),
     "resnet": lambda c, hw, k: resnet(c, k),
+    "oat_tiny_cnn": lambda c, hw, k: ConditionedCNN(c, hw, (4, 8, 32), k),
 }
 
 
@@ -43,7 +51,8 @@ def build_model(arch: str, in_channels: int, image_size: int, num_classes: int,
         raise ValueError(f"mean/std need {in_channels} entries, got {len(mean)} and {len(std)}")
     if min(std) <= 0:
         raise ValueError("std must be positive")
-    return nn.Sequential(Normalize(mean, std), ARCHS[arch](in_channels, image_size, num_classes))
+    body = ARCHS[arch](in_channels, image_size, num_classes)
+    return getattr(body, "sequential_class", nn.Sequential)(Normalize(mean, std), body)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -9,16 +9,19 @@
 - Gaussian:   E[ CE(f(x + sigma * n), y) ], n ~ N(0, I) fresh per batch          (Cohen et al. 2019)
 - SmoothMix:  Gaussian CE over m draws + eta * KL(mixup target || f(x_mix + d))  (Jeong et al. 2021), smoothmix.py
 
-Each chapter's loss lives in a file of its own here and registers itself in :data:`LOSSES` (chapter 5: ``oat.py``).
+- OAT:        (1 - lambda) CE(f(x; lambda)) + lambda CE(f(x_adv; lambda)), lambda per sample  (Wang et al. 2020), oat.py
+
+Each chapter's loss lives in a file of its own here and registers itself in :data:`LOSSES`.
 """
 
 from .loop import OPTIMIZERS, SCHEDULES, TrainHistory, TrainLoss, train
 from .losses import (LOSSES, fgsm_at_loss, gaussian_loss, pgd_at_loss, ramp, register_loss, standard_loss,
                      trades_attack, trades_kl, trades_loss)
+from .oat import oat_loss, sample_lambdas
 from .smoothmix import (confidence_along_search, draw_noise, mixup_inputs, mixup_target, smoothed_nll, smoothmix_loss,
                         smoothmix_path, warmup)
 
 __all__ = ["LOSSES", "OPTIMIZERS", "SCHEDULES", "TrainHistory", "TrainLoss", "fgsm_at_loss", "gaussian_loss",
            "pgd_at_loss", "ramp", "register_loss", "standard_loss", "trades_attack", "trades_kl", "trades_loss",
            "train", "confidence_along_search", "draw_noise", "mixup_inputs", "mixup_target", "smoothed_nll", "smoothmix_loss", "smoothmix_path",
-           "warmup"]
+           "warmup", "oat_loss", "sample_lambdas"]
