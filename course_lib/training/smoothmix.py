@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..attacks.base import project, steepest_step
 from ..checks import check_count, check_images, check_labels, check_positive, check_real, check_tensor
 from ..device import eval_mode
 from ..smoothing.sampling import noise_counts
@@ -53,7 +54,7 @@ def smoothed_nll(model: nn.Module, x: torch.Tensor, y: torch.Tensor, noise: torc
 def smoothmix_path(model: nn.Module, x: torch.Tensor, y: torch.Tensor, noise: torch.Tensor, step_size: float,
                    steps: int, max_norm: float | None = None) -> list[torch.Tensor]:
     r"""The unrestricted search: ``[x_0 = x, x_1, ..., x_T]``, each step along the normalized gradient of the
-    smoothed NLL, ``x_{t+1} = clip_[0,1](x_t + a g_t / (||g_t||_2 + 1e-8))``, with the same ``noise`` at every step.
+    smoothed NLL, ``x_{t+1} = clip_[0,1](x_t + a g_t / ||g_t||_2)``, with the same ``noise`` at every step.
 
     ``max_norm`` (optional) projects ``x_t - x`` onto the l_2 ball of that radius before clipping (the paper's
     ablation); by default the search is unrestricted, so ``||x_T - x||_2 <= T a``. The model runs in eval mode.
@@ -70,11 +71,9 @@ def smoothmix_path(model: nn.Module, x: torch.Tensor, y: torch.Tensor, noise: to
         for _ in range(steps):
             x_t = x_t.clone().requires_grad_(True)
             grad, = torch.autograd.grad(smoothed_nll(model, x_t, y, noise).sum(), [x_t])
-            norm = grad.flatten(1).norm(dim=1).view(-1, *([1] * (x.dim() - 1)))
-            x_t = x_t.detach() + step_size * grad / (norm + 1e-8)
-            if max_norm is not None:
-                x_t = x + torch.renorm(x_t - x, p=2, dim=0, maxnorm=max_norm)
-            x_t = x_t.clamp(0.0, 1.0)
+            x_t = x_t.detach() + step_size * steepest_step(grad, "l2")  # a g / ||g||_2, per input
+            # the optional l_2 ball (projection and clipping as in PGD), else only the clipping to [0, 1]
+            x_t = project(x_t, x, max_norm, "l2") if max_norm is not None else x_t.clamp(0.0, 1.0)
             path.append(x_t)
     return path
 
@@ -147,7 +146,7 @@ def confidence_along_search(model: nn.Module, x: torch.Tensor, y: torch.Tensor, 
     r"""The observation that motivates SmoothMix: along the search, how confident is the smoothed classifier?
 
     Runs :func:`smoothmix_path` (``m`` draws fixed for the search, from a generator seeded with ``seed``) and, at
-    every ``every``-th point ``x_t``, estimates the smoothed classifier's vote probabilities
+    every ``every``-th point ``x_t`` and at ``x_T``, estimates the smoothed classifier's vote probabilities
     ``p_c(x_t) = P(f(x_t + e) = c)`` from ``n`` fresh draws (:func:`course_lib.smoothing.noise_counts`). Returns NumPy
     arrays, one row per input: ``step`` (t), ``distance`` ``||x_t - x||_2``, ``p_true`` = ``p_y(x_t)``,
     ``p_off`` = ``max_{c != y} p_c(x_t)``, ``probs`` (B x points x K), and ``path`` (the points, a tensor).
@@ -157,7 +156,7 @@ def confidence_along_search(model: nn.Module, x: torch.Tensor, y: torch.Tensor, 
     generator = torch.Generator().manual_seed(seed)
     noise = sigma * torch.randn((x.shape[0], check_count(m, "m"), *x.shape[1:]), generator=generator)
     path = smoothmix_path(model, x, y, noise.to(x.device), step_size, steps)
-    chosen = list(range(0, steps + 1, every))
+    chosen = sorted(set(range(0, steps + 1, every)) | {steps})  # the last point is always x_T
     with eval_mode(model), torch.no_grad():
         k = model(x[:1]).shape[1]
     probs = np.stack([noise_counts(model, path[t], [n], sigma, k, generator=generator, progress=False)[:, 0] / n
