@@ -17,17 +17,20 @@ from matplotlib.figure import Figure
 
 def trade_off_plot(ax: Axes, points: Mapping[str, tuple[float, float]], curve: Sequence[str] = (),
                    highlight: str | None = None, title: str = "clean vs robust accuracy",
-                   robust_label: str = "robust accuracy (%)") -> Axes:
+                   robust_label: str = "robust accuracy (%)", curve_label: str = "sweep",
+                   annotate: Sequence[str] | None = None) -> Axes:
     """The SA-RA plane: one marker per model at (robust accuracy, clean accuracy), ``points[name] = (ra, sa)``.
 
     The models named in ``curve`` are joined by a line in that order (a sweep, e.g. TRADES' beta or a mixing
-    weight); ``highlight`` circles one model in red (the slider's current position).
+    weight, legend entry ``curve_label``) and named next to their markers (only those in ``annotate``, if given:
+    points that nearly coincide otherwise print over each other); ``highlight`` circles one model in red (the
+    slider's current position).
     """
     markers = "sD^vPXp*<>h"
     if curve:
         ra, sa = zip(*(points[name] for name in curve))
-        ax.plot(100 * np.array(ra), 100 * np.array(sa), "o-", color="tab:blue", label="sweep")
-        for name in curve:
+        ax.plot(100 * np.array(ra), 100 * np.array(sa), "o-", color="tab:blue", label=curve_label)
+        for name in curve if annotate is None else annotate:
             r, s = points[name]
             ax.annotate(name, (100 * r, 100 * s), textcoords="offset points", xytext=(4, 4), fontsize=6)
     others = [name for name in points if name not in curve]

@@ -185,3 +185,16 @@ def test_ablations_build_and_run():
     for kwargs in ({"dual_bn": False}, {"film": False}):
         out = model(**kwargs)(x, lam)
         assert out.shape == (12, 3)
+
+
+def test_without_film_every_positive_lambda_is_the_same_network():
+    """The chapter's ablation statement: without FiLM, lambda acts only through the choice of batch norm."""
+    torch.manual_seed(0)
+    model = ConditionedCNN(1, 8, (2, 2, 4), 3, choices=CHOICES, enc_dim=8, film=False).eval()
+    x = torch.rand(5, 1, 8, 8)
+    outputs = {lam: model(x, torch.full((5,), lam)) for lam in CHOICES}
+    for lam in CHOICES[1:]:
+        assert torch.equal(outputs[lam], outputs[CHOICES[1]])
+    with torch.no_grad():  # lambda = 0 uses the clean batch norm: different parameters give different outputs
+        model.norms[0].bn_clean.weight.mul_(2.0)
+    assert not torch.allclose(model(x, torch.zeros(5)), outputs[CHOICES[1]])

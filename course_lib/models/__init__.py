@@ -9,7 +9,8 @@ One file per model family; :data:`ARCHS` names the architectures a recipe can as
 - ``resnet``: a small ResNet for CIFAR-10 (:mod:`.resnet`).
 
 - ``oat_tiny_cnn``: the tiny_cnn conditioned on lambda (dual batch norm and FiLM, :mod:`.conditioned`), for
-  once-for-all adversarial training; called as ``model(x, lam)``, and through :class:`FixedLambda` as ``model(x)``.
+  once-for-all adversarial training; called as ``model(x, lam)``, and through :class:`FixedLambda` as ``model(x)``;
+  ``oat_tiny_cnn_single_bn`` and ``oat_tiny_cnn_no_film`` are its ablations (one batch norm; no FiLM).
 
 A new model kind adds a file and an entry of :data:`ARCHS`. A body whose class names a ``sequential_class`` is
 wrapped in that class instead of ``nn.Sequential`` (the conditioned models take a second argument).
@@ -40,6 +41,8 @@ ARCHS: dict[str, Callable[[int, int, int], nn.Module]] = {
     "mlp": lambda c, hw, k: image_mlp(c, hw, k),
     "resnet": lambda c, hw, k: resnet(c, k),
     "oat_tiny_cnn": lambda c, hw, k: ConditionedCNN(c, hw, (4, 8, 32), k),
+    "oat_tiny_cnn_single_bn": lambda c, hw, k: ConditionedCNN(c, hw, (4, 8, 32), k, dual_bn=False),  # ablations
+    "oat_tiny_cnn_no_film": lambda c, hw, k: ConditionedCNN(c, hw, (4, 8, 32), k, film=False),
 }
 
 
