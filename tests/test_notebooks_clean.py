@@ -7,6 +7,7 @@ unreadable, and go stale when course_lib changes. Strip them with
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -172,3 +173,34 @@ def test_the_book_layout_checks_can_fail():
     assert _folded_cells_without_caption(
         _synthetic_notebook("x = 1", {**tags, "mystnb": {"code_prompt_show": "Show the checks"}})) == []
     assert _folded_cells_without_caption(_synthetic_notebook("x = 1")) == []
+
+
+def _list_markers_inside_inline_math(source: str) -> list[str]:
+    """Prose lines that start like a list item ("1) ", "2. ", "- ") while an inline $...$ from an earlier line is
+    still open: Markdown then starts a list and the math is split into raw TeX (seen in the HTML book)."""
+    found, open_dollar, fenced = [], False, False
+    for line in source.split("\n"):
+        if line.lstrip().startswith(("```", "~~~")):
+            fenced = not fenced
+            continue
+        if fenced or line.strip() == "$$":
+            continue
+        if open_dollar and re.match(r"^\s*(\d+[.)]|[-*+])\s", line):
+            found.append(line[:60])
+        singles = len(re.findall(r"(?<![\\$])\$(?!\$)", line))
+        open_dollar ^= singles % 2 == 1
+    return found
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_id)
+def test_inline_math_is_not_broken_by_a_list_marker(path: Path):
+    nb = nbformat.read(path, as_version=4)
+    bad = [f"cell {i}: {line}" for i, c in enumerate(nb.cells) if c.cell_type == "markdown"
+           for line in _list_markers_inside_inline_math(c.source)]
+    assert not bad, f"{path.name}: a line inside inline math starts like a list item (reflow it):\n  " + "\n  ".join(bad)
+
+
+def test_the_inline_math_check_can_fail():
+    assert _list_markers_inside_inline_math("weight $a = (0.1 +\n1) / 6$ on average") == ["1) / 6$ on average"]
+    assert _list_markers_inside_inline_math("weight $a = (0.1 + 1) / 6$\n1) a list item") == []
+    assert _list_markers_inside_inline_math("$$\nx = 1\n$$\n- item with $y$") == []
