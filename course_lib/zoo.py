@@ -30,7 +30,7 @@ from torch import nn
 
 from .data import DataSplit, load_data
 from .device import get_device, seed_everything
-from . import smoothing  # noqa: F401  (registers the "certify" evaluation kind)
+from . import mixing, smoothing  # noqa: F401  (register the "mixing_sweep" and "certify" evaluation kinds)
 from .evaluation import EVALUATIONS, MONITORS
 from .models import build_model
 from .profiles import Profile, get_profile, resolve_profile, resolve_sizes
@@ -152,11 +152,45 @@ def metrics(name: str, profile: Profile | str | None = None) -> dict:
 
 
 def evaluation_path(name: str, kind: str, kwargs: dict, profile: Profile) -> Path:
-    """Where :func:`evaluate` caches evaluation ``kind`` with ``kwargs`` of the named model: next to its checkpoint,
-    named by the model's key and a hash of the evaluation (so retraining the model invalidates it)."""
+    """Where :func:`evaluate` caches evaluation ``kind`` with ``kwargs`` of the named model (or, for
+    :func:`evaluate_pair`, of the pair's robust model, ``name = "a+b"`` naming both): next to the checkpoint,
+    named by a hash of the evaluation (the stored model keys make retraining a model invalidate it)."""
     blob = json.dumps({"kind": kind, "kwargs": kwargs, "format": FORMAT_VERSION}, sort_keys=True)
     digest = hashlib.sha256(blob.encode()).hexdigest()[:12]
-    return checkpoint_path(name, profile).with_suffix(f".{kind}-{digest}.pt")
+    first, _, partner = name.partition("+")
+    suffix = f".{kind}-{partner + '-' if partner else ''}{digest}.pt"
+    return checkpoint_path(first, profile).with_suffix(suffix)
+
+
+def _check_evaluation_kwargs(kind: str, kwargs: dict) -> dict:
+    """Known kind; arguments that are JSON numbers, strings, booleans, None or lists of numbers (returned with
+    tuples turned into lists, so that the key does not depend on which one was passed)."""
+    if kind not in EVALUATIONS:
+        raise ValueError(f"unknown evaluation {kind!r}; known: {sorted(EVALUATIONS)}")
+    clean = {}
+    for key, value in kwargs.items():
+        if isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) for v in value):
+            value = list(value)
+        elif not isinstance(value, (int, float, str, bool)) and value is not None:
+            raise TypeError(f"evaluation argument {key}={value!r} must be a number, string, boolean, None or a "
+                            f"list of numbers")
+        clean[key] = value
+    return clean
+
+
+def _cached_evaluation(path: Path, model_keys: str | list[str], kind: str, kwargs: dict, model: Any,
+                       profile: Profile) -> dict:
+    with FileLock(str(path) + ".lock"):
+        if path.exists():
+            try:
+                blob = torch.load(path, map_location="cpu", weights_only=True)
+                if blob.get("model_key") == model_keys and blob.get("kwargs") == kwargs:
+                    return blob["metrics"]
+            except Exception as err:  # corrupt or foreign: recompute
+                print(f"[zoo] ignoring unusable evaluation {path.name}: {type(err).__name__}: {err}")
+        metrics = EVALUATIONS[kind](model, load_data(profile), profile, **kwargs)
+        _atomic_save({"model_key": model_keys, "kind": kind, "kwargs": kwargs, "metrics": metrics}, path)
+    return metrics
 
 
 def evaluate(name: str, kind: str, profile: Profile | str | None = None, **kwargs: Any) -> dict:
@@ -165,27 +199,27 @@ def evaluate(name: str, kind: str, profile: Profile | str | None = None, **kwarg
     For evaluations that cost more than a warm build can pay (e.g. CERTIFY at n = 10,000): the result is saved
     atomically beside the checkpoint and read back with ``weights_only=True``; the key covers the model's recipe,
     the profile, the kind and every argument, so any change recomputes it. Arguments must be JSON numbers,
-    strings or booleans.
+    strings, booleans or lists of numbers.
     """
-    if kind not in EVALUATIONS:
-        raise ValueError(f"unknown evaluation {kind!r}; known: {sorted(EVALUATIONS)}")
-    for key, value in kwargs.items():
-        if not isinstance(value, (int, float, str, bool)) and value is not None:
-            raise TypeError(f"evaluation argument {key}={value!r} must be a number, string, boolean or None")
+    kwargs = _check_evaluation_kwargs(kind, kwargs)
     profile = resolve_profile(profile)
-    path = evaluation_path(name, kind, kwargs, profile)
     model, meta = load_with_meta(name, profile)
-    with FileLock(str(path) + ".lock"):
-        if path.exists():
-            try:
-                blob = torch.load(path, map_location="cpu", weights_only=True)
-                if blob.get("model_key") == meta["key"] and blob.get("kwargs") == kwargs:
-                    return blob["metrics"]
-            except Exception as err:  # corrupt or foreign: recompute
-                print(f"[zoo] ignoring unusable evaluation {path.name}: {type(err).__name__}: {err}")
-        metrics = EVALUATIONS[kind](model, load_data(profile), profile, **kwargs)
-        _atomic_save({"model_key": meta["key"], "kind": kind, "kwargs": kwargs, "metrics": metrics}, path)
-    return metrics
+    return _cached_evaluation(evaluation_path(name, kind, kwargs, profile), meta["key"], kind, kwargs, model,
+                              profile)
+
+
+def evaluate_pair(pair: str, kind: str, profile: Profile | str | None = None, **kwargs: Any) -> dict:
+    """Like :func:`evaluate` for a named pair of :data:`PAIRS`: ``EVALUATIONS[kind]((accurate, robust), data,
+    profile, **kwargs)``, cached under both models' keys (retraining either recomputes it)."""
+    if pair not in PAIRS:
+        raise ValueError(f"unknown pair {pair!r}; known pairs: {sorted(PAIRS)}")
+    kwargs = _check_evaluation_kwargs(kind, kwargs)
+    profile = resolve_profile(profile)
+    names = PAIRS[pair]
+    loaded = [load_with_meta(name, profile) for name in names]
+    path = evaluation_path(f"{names[1]}+{names[0]}", kind, kwargs, profile)
+    return _cached_evaluation(path, [meta["key"] for _, meta in loaded], kind, kwargs,
+                              tuple(model for model, _ in loaded), profile)
 
 
 def load_pair(name: str, profile: Profile | str | None = None) -> tuple[nn.Module, nn.Module]:

@@ -511,6 +511,28 @@ def test_cached_evaluation_errors(zoo_env):
     with pytest.raises(ValueError, match="unknown evaluation"):
         zoo.evaluate("gaussian_0.25", "certfy", zoo_env.profile, sigma=0.25)
     with pytest.raises(TypeError, match="must be a number"):
-        zoo.evaluate("gaussian_0.25", "certify", zoo_env.profile, sigma=[0.25])
+        zoo.evaluate("gaussian_0.25", "certify", zoo_env.profile, sigma={"s": 0.25})
     with pytest.raises(ValueError, match="unknown recipe"):
         zoo.evaluate("gausian_0.25", "certify", zoo_env.profile, sigma=0.25)
+
+
+def test_a_pair_evaluation_is_cached_under_both_models_keys(zoo_env, monkeypatch):
+    calls = []
+    monkeypatch.setitem(EVALUATIONS, "pair_probe", lambda pair, data, profile, alphas: calls.append(pair) or
+                        {"alphas": list(alphas), "classes": [m(data.x_test[:2]).shape[1] for m in pair]})
+    first = zoo.evaluate_pair("mixing", "pair_probe", zoo_env.profile, alphas=(0.5, 1.0))
+    again = zoo.evaluate_pair("mixing", "pair_probe", zoo_env.profile, alphas=[0.5, 1.0])  # tuple == list
+    assert first == again == {"alphas": [0.5, 1.0], "classes": [10, 10]} and len(calls) == 1
+    accurate, robust = calls[0]
+    assert state_equal(accurate, zoo.load(PAIRS["mixing"][0], zoo_env.profile))
+    assert state_equal(robust, zoo.load(PAIRS["mixing"][1], zoo_env.profile))
+    # the stored key names both models: an entry whose accurate model's key differs is recomputed
+    path = zoo.evaluation_path("+".join(PAIRS["mixing"][::-1]), "pair_probe", {"alphas": [0.5, 1.0]}, zoo_env.profile)
+    blob = torch.load(path, weights_only=True)
+    assert len(blob["model_key"]) == 2
+    blob["model_key"] = ["retrained", blob["model_key"][1]]
+    torch.save(blob, path)
+    zoo.evaluate_pair("mixing", "pair_probe", zoo_env.profile, alphas=[0.5, 1.0])
+    assert len(calls) == 2
+    with pytest.raises(ValueError, match="unknown pair"):
+        zoo.evaluate_pair("nope", "pair_probe", zoo_env.profile, alphas=[0.5])

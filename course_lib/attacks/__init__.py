@@ -1,4 +1,4 @@
-"""Adversarial attacks, one per file (FGSM, PGD; APGD-CE and APGD-T from torchattacks), for l_inf and l_2.
+"""Adversarial attacks, one per file (FGSM, PGD; APGD-CE and APGD-T from torchattacks; transfer), for l_inf and l_2.
 
 Every attack takes ``(model, x, y, eps, ...)`` with images ``x`` in [0, 1] and returns adversarial images
 that stay inside the eps-ball around ``x`` and inside [0, 1]. The model is attacked in eval mode and its
@@ -9,5 +9,6 @@ from .autoattack import apgd_ce, apgd_t
 from .base import NORMS, project
 from .fgsm import fgsm
 from .pgd import pgd
+from .transfer import transfer
 
-__all__ = ["NORMS", "apgd_ce", "apgd_t", "fgsm", "pgd", "project"]
+__all__ = ["NORMS", "apgd_ce", "apgd_t", "fgsm", "pgd", "project", "transfer"]

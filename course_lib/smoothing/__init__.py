@@ -17,12 +17,13 @@ Cohen et al.); with ``p_B = 1 - p_A`` the radius is ``sigma Phi^-1(p_A)``. One m
 
 from .certify import ABSTAIN, CertifyResult, Smooth, certificate, predict_from_counts
 from .metrics import abstain_rate, average_certified_radius, certified_accuracy, certified_accuracy_curve
-from .sampling import NOISE_CHUNK, noise_counts
+from .sampling import NOISE_CHUNK, noise_counts, noise_softmax_sums
 from .soft import SoftSmoothed, attack_smoothed, noisy_logits, smoothed_softmax
 from .stats import (certified_radius, lower_confidence_bound, max_certifiable_radius, predict_pvalue,
                     radius_from_probabilities)
 
 __all__ = ["ABSTAIN", "CertifyResult", "NOISE_CHUNK", "Smooth", "SoftSmoothed", "abstain_rate", "attack_smoothed",
            "average_certified_radius", "certificate", "certified_accuracy", "certified_accuracy_curve",
-           "certified_radius", "lower_confidence_bound", "max_certifiable_radius", "noise_counts", "noisy_logits",
+           "certified_radius", "lower_confidence_bound", "max_certifiable_radius", "noise_counts",
+           "noise_softmax_sums", "noisy_logits",
            "predict_from_counts", "predict_pvalue", "radius_from_probabilities", "smoothed_softmax"]

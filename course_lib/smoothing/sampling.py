@@ -2,6 +2,8 @@
 
 :func:`noise_counts` counts, for each input and each *phase* (CERTIFY has two: the selection draw of ``n0`` and the
 estimation draw of ``n``), how often the base classifier returns each class under ``e ~ N(0, sigma^2 I)``.
+:func:`noise_softmax_sums` sums the softmax vectors instead (the soft smoothed classifier of Salman et al. 2019,
+estimated by the mixing chapter); both run the same loop, :func:`noise_sums`, over the same noise stream.
 
 Reproducibility. Noise is drawn image after image (for each image its phases in order), each draw in chunks of
 :data:`NOISE_CHUNK` samples, whatever ``batch_size`` is and however many images are counted together; forward
@@ -18,10 +20,11 @@ from typing import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..checks import check_count
+from ..checks import check_choice, check_count
 from ..device import eval_mode, model_device
 
 NOISE_CHUNK = 50
@@ -36,10 +39,30 @@ def is_channels_last(model: nn.Module) -> bool:
     return False
 
 
+SCORES = ("argmax", "softmax")
+
+
 def noise_counts(model: nn.Module, x: torch.Tensor, nums: Sequence[int], sigma: float, num_classes: int,
                  batch_size: int = 100, generator: torch.Generator | None = None, progress: bool = True,
                  desc: str = "sampling") -> np.ndarray:
-    """Counts ``B x len(nums) x K`` of ``f(x_b + e)`` over ``nums[p]`` draws per input b and phase p.
+    """Counts ``B x len(nums) x K`` (int64) of ``f(x_b + e)`` over ``nums[p]`` draws per input b and phase p."""
+    sums = noise_sums(model, x, nums, sigma, num_classes, "argmax", batch_size, generator, progress, desc)
+    return sums.astype(np.int64)
+
+
+def noise_softmax_sums(model: nn.Module, x: torch.Tensor, nums: Sequence[int], sigma: float, num_classes: int,
+                       batch_size: int = 100, generator: torch.Generator | None = None, progress: bool = True,
+                       desc: str = "sampling") -> np.ndarray:
+    """Sums ``B x len(nums) x K`` (float64) of ``softmax f(x_b + e)`` over ``nums[p]`` draws per input and phase;
+    divided by ``nums[p]`` they estimate the soft smoothed classifier ``E_e[softmax f(x + e)]``."""
+    return noise_sums(model, x, nums, sigma, num_classes, "softmax", batch_size, generator, progress, desc)
+
+
+def noise_sums(model: nn.Module, x: torch.Tensor, nums: Sequence[int], sigma: float, num_classes: int,
+               score: str = "argmax", batch_size: int = 100, generator: torch.Generator | None = None,
+               progress: bool = True, desc: str = "sampling") -> np.ndarray:
+    """Sums ``B x len(nums) x K`` (a float64 array) of a score of ``f(x_b + e)`` over ``nums[p]`` draws per input
+    b and phase p: ``score="argmax"`` the one-hot of the predicted class (class counts), ``"softmax"`` its softmax.
 
     Noise stream: for b in inputs, for p in phases, draws of ``min(NOISE_CHUNK, remaining)`` samples.
     Forward batches hold up to ``batch_size`` samples, possibly of several inputs and phases. A ``generator``
@@ -47,6 +70,7 @@ def noise_counts(model: nn.Module, x: torch.Tensor, nums: Sequence[int], sigma: 
     CPU and copied, which is slower).
     """
     check_count(batch_size, "batch_size")
+    check_choice(score, SCORES, "score")
     device = model_device(model)
     n_images, n_phases, k = x.shape[0], len(nums), num_classes
     shape = tuple(x.shape[1:])
@@ -59,7 +83,9 @@ def noise_counts(model: nn.Module, x: torch.Tensor, nums: Sequence[int], sigma: 
     # fresh tensor of the same shape (the random stream does not depend on where a chunk lands).
     buf = torch.empty((batch_size, *shape), device=device, dtype=dtype)
     seg = torch.empty(batch_size, dtype=torch.long, device=device)
-    counts = torch.zeros(n_images * n_phases * k, dtype=torch.long, device=device)
+    # counts are exact integers; softmax sums accumulate in float64 (float32 on MPS, which has no float64)
+    acc_dtype = torch.long if score == "argmax" else torch.float32 if device.type == "mps" else torch.float64
+    sums = torch.zeros((n_images * n_phases, k), dtype=acc_dtype, device=device)
     chunk = NOISE_CHUNK
     fill = 0
     bar = tqdm(total=n_images * sum(nums), desc=desc, unit="samples", leave=False,
@@ -75,8 +101,8 @@ def noise_counts(model: nn.Module, x: torch.Tensor, nums: Sequence[int], sigma: 
         if logits.dim() != 2 or logits.shape != (m, k):
             raise ValueError(f"the base classifier must return logits of shape (batch, {k}), "
                              f"got {tuple(logits.shape)}")
-        keys = seg[:m] * k + logits.argmax(1)
-        counts.index_add_(0, keys, torch.ones_like(keys))
+        scores = F.one_hot(logits.argmax(1), k) if score == "argmax" else F.softmax(logits.to(acc_dtype), dim=1)
+        sums.index_add_(0, seg[:m], scores)
         bar.update(m)
 
     with eval_mode(model), torch.inference_mode(), bar:
@@ -111,4 +137,4 @@ def noise_counts(model: nn.Module, x: torch.Tensor, nums: Sequence[int], sigma: 
                             fill = 0
         if fill:
             flush(fill)
-    return counts.view(n_images, n_phases, k).cpu().numpy()
+    return sums.view(n_images, n_phases, k).cpu().numpy().astype(np.float64)
