@@ -258,3 +258,15 @@ def test_the_alpha_sweep_reports_every_attack_and_its_worst_case():
     assert sweep[1.0]["clean"].all()  # at alpha = 1 the mixture is h, which defines the labels here
     with pytest.raises(ValueError, match="alpha"):
         alpha_sweep(g, h, x, y, [1.5], eps=0.05)
+
+
+def test_certified_radii_shrink_as_alpha_falls_towards_one_half():
+    grid = np.linspace(0.0, 1.0, 41)
+    pt, pr = np.meshgrid(grid, grid)
+    keep = pt + pr <= 1
+    alphas = np.linspace(0.5, 1.0, 26)
+    for radius in (lambda a: lipschitz_radius(pt[keep], pr[keep], a, 2.0),
+                   lambda a: smoothing_radius(pt[keep], pr[keep], a, 0.5)):
+        values = np.stack([radius(a) for a in alphas])
+        assert np.all(np.diff(values, axis=0) >= -1e-12)  # non-decreasing in alpha, pointwise
+        assert np.all(values[0] == 0) and values[-1].max() > 0
