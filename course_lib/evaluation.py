@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .attacks import apgd_ce, apgd_t, fgsm, pgd
+from .attacks import apgd_ce, apgd_t, fgsm, pgd, transfer
 from .attacks.base import check_steps
 from .checks import IMAGE_DOMAIN, Domain, check_choice, check_count, check_eps, check_inputs, check_labels
 from .data import DataSplit
@@ -134,15 +134,27 @@ def accuracy_vs_eps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_valu
 def robust_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, norm: str = "linf",
                    steps: int = 20, restarts: int = 2, alpha: float | None = None,
                    extra_attacks: dict[str, Attack] | None = None, autoattack: bool = False,
-                   apgd_steps: int = 100, seed: int = 0, batch_size: int = 250) -> dict[str, torch.Tensor]:
-    """Per-example correctness (boolean tensors) under each attack of :func:`robust_evaluation`, and ``worst``."""
+                   apgd_steps: int = 100, seed: int = 0, batch_size: int = 250,
+                   known: dict[str, torch.Tensor] | None = None,
+                   attack_model: nn.Module | None = None) -> dict[str, torch.Tensor]:
+    """Per-example correctness (boolean tensors) under each attack of :func:`robust_evaluation`, and ``worst``.
+
+    ``known`` holds per-example correctness under attacks run elsewhere (e.g. transfer images made once for many
+    models); it enters ``worst`` before the AutoAttack cascade, so APGD runs only where those attacks failed too.
+    ``attack_model``, if given, is a differentiable surrogate that FGSM, PGD and APGD take their gradients from,
+    while correctness is judged on ``model`` (for a model without useful gradients, e.g. one with a hard argmax
+    inside; Athalye et al. 2018's BPDA idea). ``extra_attacks`` are run as given."""
     check_eps(eps)  # checked before any work is done
     check_steps(steps, restarts)
     check_steps(apgd_steps)
-    extra_attacks = dict(extra_attacks or {})
-    clash = {"clean", "fgsm", "pgd", "apgd-ce", "apgd-t", "worst"} & set(extra_attacks)
+    extra_attacks, known = dict(extra_attacks or {}), dict(known or {})
+    clash = {"clean", "fgsm", "pgd", "apgd-ce", "apgd-t", "worst"} & (set(extra_attacks) | set(known))
     if clash:
         raise ValueError(f"extra attack names {sorted(clash)} clash with the built-in ones")
+    for name, hits in known.items():
+        if hits.shape != (len(x),) or hits.dtype != torch.bool:
+            raise ValueError(f"known[{name!r}] must be a boolean tensor of shape ({len(x)},), got "
+                             f"{hits.dtype} {tuple(hits.shape)}")
 
     def strong_pgd(m: nn.Module, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
         # a fresh generator per batch: the first r random starts are the same for any number of restarts >= r
@@ -150,8 +162,15 @@ def robust_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: floa
         return pgd(m, xb, yb, eps, alpha=alpha, steps=int(steps), restarts=int(restarts), norm=norm,
                    generator=generator)
 
-    attacks: dict[str, Attack] = {"fgsm": partial(fgsm, eps=eps, norm=norm), "pgd": strong_pgd, **extra_attacks}
+    def through(attack: Attack) -> Attack:
+        return attack if attack_model is None else transfer(attack_model, attack)
+
+    attacks: dict[str, Attack] = {"fgsm": through(partial(fgsm, eps=eps, norm=norm)), "pgd": through(strong_pgd),
+                                  **extra_attacks}
     results = worst_case_correct(model, x, y, attacks, batch_size)
+    for name, hits in known.items():
+        results[name] = hits.cpu()
+        results["worst"] = results["worst"] & results[name]
     if autoattack:  # AutoAttack's cascade: each attack only on the examples that every attack so far left correct
         cascade = {"apgd-ce": partial(apgd_ce, eps=eps, steps=apgd_steps, norm=norm, seed=seed),
                    "apgd-t": partial(apgd_t, eps=eps, steps=apgd_steps, norm=norm, seed=seed)}
@@ -160,7 +179,7 @@ def robust_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: floa
             idx = torch.nonzero(alive).flatten()
             survives = torch.zeros_like(alive)
             if len(idx):
-                survives[idx] = correct(model, x[idx], y[idx], attack, batch_size, desc=name)
+                survives[idx] = correct(model, x[idx], y[idx], through(attack), batch_size, desc=name)
             results[name] = alive = survives
         results["worst"] = alive
     return results

@@ -275,3 +275,21 @@ def test_paired_standard_error_matches_scipy_and_beats_unpaired():
         paired_standard_error([1.0])
     with pytest.raises(ValueError, match="finite"):
         paired_standard_error([1.0, float("nan")])
+
+
+def test_known_results_enter_the_worst_case_before_the_cascade(trained_tiny_model, quick_data):
+    """Examples another attack already broke are never attacked by APGD: with ``known`` all False nothing survives,
+    and with a half-False ``known`` APGD's survivors are a subset of the known survivors."""
+    x, y = quick_data.x_test[:40], quick_data.y_test[:40]
+    kwargs = dict(steps=5, restarts=1, autoattack=True, apgd_steps=10)
+    none = robust_correct(trained_tiny_model, x, y, 0.1, known={"other": torch.zeros(40, dtype=torch.bool)}, **kwargs)
+    assert list(none) == ["clean", "fgsm", "pgd", "other", "apgd-ce", "apgd-t", "worst"]
+    assert not none["worst"].any() and not none["apgd-ce"].any()
+    half = torch.arange(40) % 2 == 0
+    hits = robust_correct(trained_tiny_model, x, y, 0.1, known={"other": half}, **kwargs)
+    assert not (hits["apgd-ce"] & ~half).any()
+    assert torch.equal(hits["worst"], hits["apgd-t"])
+    with pytest.raises(ValueError, match="boolean tensor of shape"):
+        robust_correct(trained_tiny_model, x, y, 0.1, known={"other": half[:10]}, **kwargs)
+    with pytest.raises(ValueError, match="clash"):
+        robust_correct(trained_tiny_model, x, y, 0.1, known={"pgd": half}, **kwargs)

@@ -6,7 +6,8 @@ At each alpha the mixture ``h_alpha`` faces
   adversarial images do not depend on alpha, so they are made once);
 - FGSM and, with ``autoattack``, APGD-CE and APGD-T on the mixture (:func:`course_lib.evaluation.robust_correct`),
   because a mixture is where gradient masking hides (a saturated softmax of g, alpha near 1);
-and ``worst`` is correct under every one of them, per example.
+and ``worst`` is correct under every one of them, per example. The transfer results enter the worst case before
+the APGD cascade, so APGD attacks only the examples every cheaper attack left correct.
 """
 
 from __future__ import annotations
@@ -42,19 +43,18 @@ def alpha_sweep(accurate: nn.Module, robust: nn.Module, x: torch.Tensor, y: torc
                 autoattack: bool = True, apgd_steps: int = 100, seed: int = 0,
                 batch_size: int = 500) -> dict[float, dict[str, torch.Tensor]]:
     """Per-example correctness of the mixture at each alpha: ``clean``, ``fgsm``, ``pgd`` (the MIX attack),
-    [``apgd-ce``, ``apgd-t``,] ``std``, ``rob`` and ``worst`` (boolean tensors over the images)."""
+    ``std``, ``rob``, [``apgd-ce``, ``apgd-t``,] and ``worst`` (boolean tensors over the images; the APGD entries
+    are cumulative, as in :func:`course_lib.evaluation.robust_correct`)."""
     alphas = [check_unit_interval(a, "alpha") for a in alphas]
     x_std = _pgd_images(accurate, x, y, eps, steps, restarts, seed, batch_size)
     x_rob = _pgd_images(robust, x, y, eps, steps, restarts, seed, batch_size)
     results = {}
     for alpha in tqdm(alphas, desc=f"alpha sweep ({space})", leave=False):
         mix = MixedClassifier(accurate, robust, alpha, space)
-        hits = robust_correct(mix, x, y, eps, steps=steps, restarts=restarts, autoattack=autoattack,
-                              apgd_steps=apgd_steps, seed=seed, batch_size=batch_size)
-        hits["std"] = correct(mix, x_std, y, desc=None, batch_size=batch_size)
-        hits["rob"] = correct(mix, x_rob, y, desc=None, batch_size=batch_size)
-        hits["worst"] = hits["worst"] & hits["std"] & hits["rob"]
-        results[alpha] = hits
+        transfer = {"std": correct(mix, x_std, y, desc=None, batch_size=batch_size),
+                    "rob": correct(mix, x_rob, y, desc=None, batch_size=batch_size)}
+        results[alpha] = robust_correct(mix, x, y, eps, steps=steps, restarts=restarts, autoattack=autoattack,
+                                        apgd_steps=apgd_steps, seed=seed, batch_size=batch_size, known=transfer)
     return results
 
 
