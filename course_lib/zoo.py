@@ -43,6 +43,8 @@ FORMAT_VERSION = 3
 # Named (accurate, robust) pairs: the base models of the mixing chapters (6-7).
 # "mixing": the standard model and a robust model with a real clean-accuracy gap (measured in chapter 2).
 PAIRS: dict[str, tuple[str, str]] = {"mixing": ("standard", "tiny_trades_6")}
+# The alpha sweep of chapter 6 (at least 11 values, denser around 1/2); chapter 7 reads the same cached evaluation.
+MIXING_ALPHAS = (0.0, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 
 
 def cache_dir() -> Path:

@@ -122,7 +122,7 @@ def brute_force_algorithm1(robust_logits, labels, mistakes, s_grid, p_grid, c_gr
         pa = torch.softmax(nuts_transform(robust_logits, s, p, c), 1).numpy()
         ma = pa[np.arange(len(pa)), labels.numpy()] - np.where(
             np.eye(pa.shape[1])[labels.numpy()] > 0, -1, pa).max(1)
-        q = min(np.quantile(ma, 1 - beta), 1 - 1e-6)
+        q = min(np.quantile(ma, 1 - beta, method="lower"), 1 - 1e-6)
         pb = np.sort(torch.softmax(nuts_transform(mistakes, s, p, c), 1).numpy(), 1)
         obj = np.mean(pb[:, -1] - pb[:, -2] >= q) if q > 0 else math.inf
         if best is None or obj < best[0]:
@@ -143,6 +143,10 @@ def test_algorithm1_agrees_with_a_brute_force_loop():
     assert fit["objective"] == pytest.approx(obj) and fit["cutoff"] == pytest.approx(q)
     assert fit["alpha"] == pytest.approx(1 / (1 + fit["cutoff"]))
     assert fit["objectives"].shape == (3, 3, 3)
+    other = algorithm1(robust, labels, mistakes, *grids, beta=0.9, ties="smallest_alpha")
+    tied = fit["objectives"] == fit["objective"]
+    assert other["objective"] == fit["objective"]
+    assert other["cutoff"] == pytest.approx(float(fit["cutoffs"][tied].max()))
     # the constraint holds on the calibration logits: a share >= beta keeps a margin >= the cutoff
     probs = torch.softmax(nuts_transform(robust, fit["s"], fit["p"], fit["c"]), 1)
     kept = (label_margin(torch.log(probs), labels) >= fit["cutoff"] - 1e-12).double().mean()
@@ -151,14 +155,14 @@ def test_algorithm1_agrees_with_a_brute_force_loop():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"beta": 1.0}, "beta"), ({"beta": 0.0}, "beta"), ({"s_grid": [0.0, 1.0]}, "s grid"),
-    ({"p_grid": []}, "p grid"), ({"mistakes": torch.zeros(0, 3)}, "empty"),
+    ({"p_grid": []}, "p grid"), ({"mistakes": torch.zeros(0, 3)}, "empty"), ({"ties": "last"}, "ties"),
     ({"robust": torch.zeros(0, 3), "labels": torch.zeros(0, dtype=torch.long)}, "empty")])
 def test_algorithm1_rejects_bad_inputs(kwargs, message):
     args = {"robust": torch.eye(3) * 4, "labels": torch.arange(3), "mistakes": torch.ones(2, 3) + torch.eye(3)[:2],
-            "s_grid": [1.0], "p_grid": [1.0], "c_grid": [0.0], "beta": 0.9, **kwargs}
+            "s_grid": [1.0], "p_grid": [1.0], "c_grid": [0.0], "beta": 0.9, "ties": "first", **kwargs}
     with pytest.raises(ValueError, match=message):
         algorithm1(args["robust"], args["labels"], args["mistakes"], args["s_grid"], args["p_grid"],
-                   args["c_grid"], beta=args["beta"])
+                   args["c_grid"], beta=args["beta"], ties=args["ties"])
 
 
 @pytest.mark.parametrize("norm_, eps", [("linf", 0.1), ("l2", 1.5)])

@@ -1,4 +1,4 @@
-r"""MixedNUTS (Bai, Huang, Anderson and Sojoudi, TMLR 2024, arXiv 2402.02263): mix an accurate g with a robust h
+r"""MixedNUTS (Bai, Zhou, Patel and Sojoudi, TMLR 2024, arXiv 2402.02263): mix an accurate g with a robust h
 whose logits first pass through a nonlinear transform M, tuned by Algorithm 1.
 
 The transform of h's logits z in R^K, in four steps (computed in float64: margins near 1 round to 1 in float32):
@@ -143,15 +143,18 @@ def _grid_margins(logits: torch.Tensor, s: torch.Tensor, p: torch.Tensor, c: tor
 
 def algorithm1(robust_logits: torch.Tensor, robust_labels: torch.Tensor, mistake_logits: torch.Tensor,
                s_grid: Sequence[float], p_grid: Sequence[float], c_grid: Sequence[float], beta: float = 0.985,
-               clamp: str = "gelu", max_cutoff: float = 1 - 1e-6) -> dict:
+               clamp: str = "gelu", max_cutoff: float = 1 - 1e-6, ties: str = "first") -> dict:
     r"""Algorithm 1 of MixedNUTS, vectorized over the grid.
 
     Inputs: h's logits on (a) minimum-margin attacked inputs h still classifies correctly (with their labels) and
     (b) clean inputs h gets wrong. For every (s, p, c): the cutoff q is the (1 - beta)-quantile of (a)'s margins
-    after M (capped at ``max_cutoff`` < 1), i.e. the margin a share beta of (a) keeps; the objective is the share
+    after M (capped at ``max_cutoff`` < 1; the "lower" order statistic, so that a share of at least beta of (a)
+    keeps a margin >= q, where an interpolated quantile could leave slightly less); the objective is the share
     of (b) whose top-two margin after M reaches q (those mistakes the mixture would keep, since h's vote outweighs
     g's one-hot when alpha m >= 1 - alpha, i.e. m >= (1 - alpha) / alpha). Choose the grid point of least objective
-    (the first in (s, p, c) order on ties); then alpha* = 1 / (1 + q), which makes (1 - alpha*) / alpha* = q.
+    (on ties, ``ties="first"`` takes the first in (s, p, c) order, as the reference's argmin does, and
+    ``ties="smallest_alpha"`` the tied point of largest cutoff); then alpha* = 1 / (1 + q), which makes
+    (1 - alpha*) / alpha* = q.
     Grid points whose cutoff is <= 0 (M misclassifies more than 1 - beta of (a)) are infeasible.
     Returns ``s, p, c, alpha, cutoff, objective`` and the ``S x P x C`` tensors ``objectives`` and ``cutoffs``.
     """
@@ -166,6 +169,7 @@ def algorithm1(robust_logits: torch.Tensor, robust_labels: torch.Tensor, mistake
     if not 0 < max_cutoff < 1:
         raise ValueError(f"max_cutoff must be in (0, 1), got {max_cutoff}")
     check_choice(clamp, tuple(CLAMPS), "clamp")
+    check_choice(ties, ("first", "smallest_alpha"), "ties")
     grids = [torch.as_tensor([float(v) for v in g], dtype=torch.float64) for g in (s_grid, p_grid, c_grid)]
     for g, name in zip(grids[:2], ("s", "p")):
         if len(g) == 0 or not (g > 0).all():
@@ -175,12 +179,15 @@ def algorithm1(robust_logits: torch.Tensor, robust_labels: torch.Tensor, mistake
     s, p, c = grids
     robust_m = _grid_margins(robust_logits, s, p, c, clamp, robust_labels.long())
     mistake_m = _grid_margins(mistake_logits, s, p, c, clamp, None)
-    cutoffs = torch.quantile(robust_m, 1 - beta, dim=-1).clamp(max=max_cutoff)
+    cutoffs = torch.quantile(robust_m, 1 - beta, dim=-1, interpolation="lower").clamp(max=max_cutoff)
     objectives = (mistake_m >= cutoffs[..., None]).double().mean(-1)
     objectives = torch.where(cutoffs > 0, objectives, torch.full_like(objectives, math.inf))
     best = int(torch.argmin(objectives))
     if not math.isfinite(objectives.flatten()[best]):
         raise ValueError("no grid point keeps a positive margin on a share beta of the attacked-correct inputs")
+    if ties == "smallest_alpha":
+        tied = objectives.flatten() == objectives.flatten()[best]
+        best = int(torch.argmax(torch.where(tied, cutoffs.flatten(), torch.full_like(cutoffs.flatten(), -1.0))))
     i, j, k = (int(t) for t in torch.unravel_index(torch.tensor(best), objectives.shape))
     cutoff = float(cutoffs[i, j, k])
     return {"s": float(s[i]), "p": float(p[j]), "c": float(c[k]), "alpha": 1 / (1 + cutoff), "cutoff": cutoff,

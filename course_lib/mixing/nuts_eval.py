@@ -1,8 +1,9 @@
 r"""Calibrating and attacking MixedNUTS (Bai et al. 2024), as cached evaluations of the model cache.
 
-- ``nuts_calibration`` (of the robust model h): Algorithm 1's inputs, from a calibration split that is *not* the
-  evaluation images (the test images after the first ``attack.images``, at most 1,000): h's logits at its
-  minimum-margin attacked points that it still classifies correctly, and at the clean images it gets wrong.
+- ``min_margin_logits`` (of the robust model h): Algorithm 1's inputs, by default from a calibration split that is
+  *not* the evaluation images (the test images after the first ``attack.images``, at most 1,000): h's logits at
+  its minimum-margin attacked points that it still classifies correctly, and at the clean images it gets wrong
+  (``split="evaluation"`` computes the same on the evaluation images, to check the constraint out of sample).
 - ``mixednuts`` (of a pair): per-example correctness of MixedNUTS on the evaluation images under every attack
   we have, and the worst case. Its one-hot g has no gradient, so the adaptive attacks (FGSM, PGD with restarts,
   APGD-CE, APGD-T) take their gradients from the ``soft`` surrogate (g's softmax in place of its one-hot) and are
@@ -19,6 +20,7 @@ from torch import nn
 
 from ..attacks import pgd, transfer
 from ..attacks.min_margin import min_margin
+from ..checks import check_choice
 from ..data import DataSplit
 from ..device import model_device
 from ..evaluation import correct, register_evaluation, robust_correct
@@ -44,11 +46,17 @@ def _logits(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.T
     return torch.cat([model(x[i:i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)])
 
 
-@register_evaluation("nuts_calibration")
-def evaluate_nuts_calibration(model: nn.Module, data: DataSplit, profile: Profile, batch_size: int = 250) -> dict:
+@register_evaluation("min_margin_logits")
+def evaluate_min_margin_logits(model: nn.Module, data: DataSplit, profile: Profile, split: str = "calibration",
+                               batch_size: int = 250) -> dict:
     """Algorithm 1's inputs for the robust model: logits of minimum-margin points (PGD iterates of every restart,
     APGD-CE and APGD-T) that stay correct, with labels, and logits of clean mistakes; lists of lists."""
-    x, y = calibration_split(data, profile)
+    check_choice(split, ("calibration", "evaluation"), "split")
+    if split == "calibration":
+        x, y = calibration_split(data, profile)
+    else:
+        n = min(profile.attack.images, len(data.x_test))
+        x, y = data.x_test[:n], data.y_test[:n]
     a = profile.attack
     x_mm = []
     for i in range(0, len(x), batch_size):
@@ -58,7 +66,7 @@ def evaluate_nuts_calibration(model: nn.Module, data: DataSplit, profile: Profil
                                apgd_steps=a.apgd_steps, generator=gen).cpu())
     adv, clean = _logits(model, torch.cat(x_mm)), _logits(model, x)
     ok, wrong = adv.argmax(1) == y, clean.argmax(1) != y
-    return {"calibration_images": len(x), "robust_logits": adv[ok].tolist(), "robust_labels": y[ok].tolist(),
+    return {"images": len(x), "robust_logits": adv[ok].tolist(), "robust_labels": y[ok].tolist(),
             "mistake_logits": clean[wrong].tolist(), "robust_accuracy": ok.float().mean().item(),
             "clean_accuracy": 1 - wrong.float().mean().item()}
 
