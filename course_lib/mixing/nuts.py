@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..attacks.min_margin import label_margin
 from ..checks import check_choice, check_unit_interval
 from .classifier import MixedClassifier
 
@@ -132,13 +133,11 @@ def _grid_margins(logits: torch.Tensor, s: torch.Tensor, p: torch.Tensor, c: tor
     z = layer_norm_logits(logits)                                        # N x K
     u = CLAMPS[clamp](z[None] + c.view(-1, 1, 1))                         # C x N x K
     v = u.sign()[None] * u.abs()[None].pow(p.view(-1, 1, 1, 1))           # P x C x N x K
-    probs = torch.softmax(s.view(-1, 1, 1, 1, 1) * v[None], dim=-1)       # S x P x C x N x K
+    mapped = s.view(-1, 1, 1, 1, 1) * v[None]                              # S x P x C x N x K
     if y is None:
-        return top2_margin(probs)
-    index = y.view(1, 1, 1, -1, 1).expand(*probs.shape[:-1], 1)
-    true = probs.gather(-1, index).squeeze(-1)
-    others = probs.scatter(-1, index, -math.inf).max(-1).values
-    return true - others
+        return top2_margin(torch.softmax(mapped, dim=-1))
+    k = mapped.shape[-1]
+    return label_margin(mapped.reshape(-1, k), y.repeat(mapped.numel() // (k * len(y)))).view(mapped.shape[:-1])
 
 
 def algorithm1(robust_logits: torch.Tensor, robust_labels: torch.Tensor, mistake_logits: torch.Tensor,

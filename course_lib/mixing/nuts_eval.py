@@ -22,7 +22,7 @@ from ..attacks import pgd, transfer
 from ..attacks.min_margin import min_margin
 from ..checks import check_choice
 from ..data import DataSplit
-from ..device import model_device
+from ..device import eval_mode, model_device
 from ..evaluation import correct, register_evaluation, robust_correct
 from ..profiles import Profile
 from .nuts import MixedNUTS
@@ -42,8 +42,8 @@ def calibration_split(data: DataSplit, profile: Profile) -> tuple[torch.Tensor, 
 @torch.no_grad()
 def _logits(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     device = model_device(model)
-    model.eval()
-    return torch.cat([model(x[i:i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)])
+    with eval_mode(model):
+        return torch.cat([model(x[i:i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)])
 
 
 @register_evaluation("min_margin_logits")
@@ -73,9 +73,7 @@ def evaluate_min_margin_logits(model: nn.Module, data: DataSplit, profile: Profi
 
 def _seeded(attack, source: nn.Module, seed: int):
     """``attack`` run on ``source`` with a generator seeded afresh for every batch (reproducible transfers)."""
-    def run(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return attack(source, x, y, generator=torch.Generator(device=x.device).manual_seed(seed))
-    return transfer(source, lambda m, x, y: run(m, x, y))
+    return transfer(source, lambda m, x, y: attack(m, x, y, generator=torch.Generator(device=x.device).manual_seed(seed)))
 
 
 def nuts_correct(nuts: MixedNUTS, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int = 20, restarts: int = 2,
