@@ -14,6 +14,10 @@ disturbed) time is reported next to the median, both in wall-clock time and in C
 competing for the cores). Usage::
 
     python benchmarks/certify_throughput.py [--images 20 --n0 100 --n 1000 --batch 100 --repeats 10 --threads 1]
+                                            [--profile quick] [--device cpu]
+
+The model is the profile's architecture (quick: the Small CNN on 1 x 28 x 28 images, the numbers in the README), on
+``--device`` (default ``$COURSE_DEVICE`` or the best available) in the memory format :mod:`course_lib.device` picks.
 
 Target: certify_batch within 10% of the raw forward throughput.
 """
@@ -28,20 +32,26 @@ import numpy as np
 import torch
 from torch import nn
 
+from common import IMAGE_SHAPES, add_switches, apply_switches, sync
+from course_lib.device import memory_format
 from course_lib.models import build_model
 from course_lib.smoothing import Smooth
 
 
-def small_cnn() -> nn.Module:
-    """The course's Small CNN (conv16-conv32-fc100) for 1 x 28 x 28 inputs, channels_last, eval mode."""
-    model = build_model("small_cnn", 1, 28, 10, [0.1307], [0.3081])
-    return model.eval().to(memory_format=torch.channels_last)
+def profile_model(profile, device: torch.device) -> nn.Module:
+    """The profile's architecture (quick: the Small CNN, conv16-conv32-fc100, for 1 x 28 x 28 inputs), untrained,
+    in eval mode, on ``device`` in its memory format."""
+    channels, size = IMAGE_SHAPES[profile.dataset]
+    model = build_model(profile.arch, channels, size, 10, [0.1307] * channels, [0.3081] * channels)
+    return model.eval().to(device, memory_format=memory_format(device))
 
 
-def timed(fn) -> tuple[float, float]:
-    """(wall-clock seconds, CPU seconds of this process) spent in ``fn()``."""
+def timed(fn, device: torch.device = torch.device("cpu")) -> tuple[float, float]:
+    """(wall-clock seconds, CPU seconds of this process) spent in ``fn()`` (GPU work included: synchronized)."""
+    sync(device)
     wall, cpu = time.perf_counter(), time.process_time()
     fn()
+    sync(device)
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
@@ -86,21 +96,22 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--sigma", type=float, default=0.25)
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    add_switches(parser, profile_default="quick")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    device, profile = apply_switches(args)
 
     torch.manual_seed(0)
-    model = small_cnn()
-    x = torch.rand(args.images, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    model = profile_model(profile, device)
+    channels, size = IMAGE_SHAPES[profile.dataset]
+    x = torch.rand(args.images, channels, size, size, generator=torch.Generator().manual_seed(1)).to(device)
     smooth = Smooth(model, 10, args.sigma, progress=False)
     total = args.images * (args.n0 + args.n)
     params = sum(p.numel() for p in model.parameters())
-    print(f"Small CNN ({params:,} parameters, channels_last), {args.images} images, n0={args.n0}, n={args.n}, "
-          f"batch {args.batch}, {torch.get_num_threads()} threads: {total:,} noisy samples per run")
+    print(f"{profile.arch} of profile {profile.name} ({params:,} parameters, {memory_format(device)}) on {device}, "
+          f"{args.images} images, n0={args.n0}, n={args.n}, batch {args.batch}, {torch.get_num_threads()} threads: "
+          f"{total:,} noisy samples per run")
 
-    g = torch.Generator().manual_seed(0)
+    g = torch.Generator(device=device).manual_seed(0)
     runs = {
         "raw forward": lambda: raw_forward(model, x, total, args.batch),
         "certify_batch": lambda: smooth.certify_batch(x, args.n0, args.n, 0.001, args.batch, generator=g),
@@ -112,7 +123,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     cpu: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(args.repeats):
         for name, run in runs.items():
-            w, c = timed(run)
+            w, c = timed(run, device)
             wall[name].append(w)
             cpu[name].append(c)
 

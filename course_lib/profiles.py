@@ -3,7 +3,8 @@
 Chosen by the environment variable ``COURSE_PROFILE`` (default ``quick``). The sizes a chapter scales with the
 profile live here, grouped by idea so that a new chapter adds a group rather than growing one flat list:
 
-- ``training``  -- epochs of each kind of training, the PGD steps used inside training, the batch size;
+- ``training``  -- epochs of each kind of training, the PGD steps used inside training, and how every recipe trains:
+  optimizer, learning rate and schedule, weight decay, augmentation, batch size, which checkpoint is kept;
 - ``attack``    -- the threat model (l_inf and l_2 radii) and the evaluation attacks (steps, restarts, images);
 - ``smoothing`` -- randomized-smoothing certification (n0, n, images certified).
 
@@ -25,11 +26,31 @@ PROFILE_ENV = "COURSE_PROFILE"
 
 @dataclass(frozen=True)
 class TrainingSizes:
+    """Epochs per kind of training, and how every recipe trains (optimizer, schedule, augmentation, batches).
+
+    The defaults are the quick profile's CPU settings (Adam at 1e-3, constant rate, no augmentation, no weight decay,
+    final weights); the cifar10 profile overrides them with the published GPU recipes (see ``PROFILES``). SGD's
+    momentum is 0.9 (:data:`course_lib.training.OPTIMIZERS`), as in every paper the recipes follow.
+    """
+
     epochs: int  # standard training
-    at_epochs: int  # adversarial training (FGSM-AT, PGD-AT)
-    noise_epochs: int  # Gaussian-noise training for smoothing
+    at_epochs: int  # adversarial training (FGSM-AT, PGD-AT, TRADES, OAT)
+    noise_epochs: int  # Gaussian-noise training and SmoothMix
     attack_steps: int  # PGD steps used inside training
     batch_size: int = 128
+    optimizer: str = "adam"  # a key of course_lib.training.OPTIMIZERS
+    lr: float = 1e-3  # peak learning rate
+    weight_decay: float = 0.0
+    schedule: str = "constant"  # a key of course_lib.training.SCHEDULES
+    augment: str = "none"  # a key of course_lib.training.augment.AUGMENTS
+    attack_step_ratio: float = 1 / 6  # PGD step inside training, as a fraction of eps
+    eps_ramp_epochs: float = 3.0  # eps grows linearly from 0 over these epochs (0: the full eps from the start)
+    keep_best: str | None = None  # a monitor key (e.g. "pgd"): keep the epoch with the best value, not the last
+    noise_batch_size: int = 128  # batch size of the Gaussian and SmoothMix recipes
+    noise_weight_decay: float = 0.0  # their weight decay
+    noise_warmup_epochs: int = 3  # SmoothMix's warm-up of its adversarial term
+    smoothmix_steps: tuple[int, ...] = (2, 4, 8)  # SmoothMix search steps T at sigma = 0.25, 0.5, 1.0
+    smoothmix_step_size: tuple[float, ...] = (1.0, 1.0, 1.0)  # its step size at sigma = 0.25, 0.5, 1.0
 
 
 @dataclass(frozen=True)
@@ -79,9 +100,19 @@ PROFILES: dict[str, Profile] = {
         TrainingSizes(epochs=15, at_epochs=20, noise_epochs=20, attack_steps=10),
         AttackSizes(eps_linf=0.1, eps_l2=1.0, steps=40, restarts=5, images=2000, monitor_images=1000),
         SmoothingSizes(n0=100, n=10_000, images=500)),
+    # The papers' CIFAR-10 recipes on a PreAct ResNet-18 (He et al. 2016b), on a GPU. Rice et al. (2020): SGD
+    # (momentum 0.9) at 0.1, weight decay 5e-4, batches of 128, 200 epochs with the rate divided by 10 at epochs 100
+    # and 150, random crop (padding 4) and flip, PGD-10 with step 2/255 at 8/255 from the first epoch, and the
+    # checkpoint of the epoch with the best PGD accuracy on held-out images. Gaussian and SmoothMix as Jeong et al.
+    # (2021) train them: 150 epochs, batches of 256, weight decay 1e-4, T = 4 search steps of size 2 sigma, a warm-up
+    # of 10 epochs (their schedule divides the rate by 10 every 50 epochs; ours at 50% and 75% of training).
     "cifar10": Profile(
-        "cifar10", "cifar10", "resnet",
-        TrainingSizes(epochs=30, at_epochs=30, noise_epochs=30, attack_steps=10),
+        "cifar10", "cifar10", "preact_resnet18",
+        TrainingSizes(epochs=200, at_epochs=200, noise_epochs=150, attack_steps=10, batch_size=128,
+                      optimizer="sgd", lr=0.1, weight_decay=5e-4, schedule="multistep", augment="crop_flip",
+                      attack_step_ratio=0.25, eps_ramp_epochs=0.0, keep_best="pgd", noise_batch_size=256,
+                      noise_weight_decay=1e-4, noise_warmup_epochs=10, smoothmix_steps=(4, 4, 4),
+                      smoothmix_step_size=(0.5, 1.0, 2.0)),
         AttackSizes(eps_linf=8 / 255, eps_l2=0.5, steps=50, restarts=5, images=1000, monitor_images=1000),
         SmoothingSizes(n0=100, n=100_000, images=500)),
 }
@@ -125,9 +156,11 @@ def with_sizes(profile: Profile, name: str | None = None, arch: str | None = Non
 
 @dataclass(frozen=True)
 class ProfileSize:
-    """A recipe's reference to a profile size, e.g. ``size("training.at_epochs")``; see :func:`size`."""
+    """A recipe's reference to a profile size, e.g. ``size("training.at_epochs")``, or to one entry of a tuple-valued
+    size, ``size("training.smoothmix_steps", 1)``; see :func:`size`."""
 
     path: str
+    index: int | None = None
 
     def __post_init__(self) -> None:  # a typo fails here, when the recipe is written
         self.resolve(PROFILES["quick"])
@@ -138,12 +171,18 @@ class ProfileSize:
         if not dataclasses.is_dataclass(sizes) or field not in {f.name for f in dataclasses.fields(sizes)}:
             raise ValueError(f"{self.path!r} is not a profile size; sizes are written 'group.size', e.g. "
                              f"'attack.eps_linf' or 'training.at_epochs'")
-        return getattr(sizes, field)
+        value = getattr(sizes, field)
+        if self.index is None:
+            return value
+        if not isinstance(value, tuple) or not -len(value) <= self.index < len(value):
+            raise ValueError(f"{self.path!r} has no entry {self.index} (its value is {value!r})")
+        return value[self.index]
 
 
-def size(path: str) -> ProfileSize:
-    """Mark a recipe value as the profile's size at ``path`` ("group.size"), resolved when the recipe is trained."""
-    return ProfileSize(path)
+def size(path: str, index: int | None = None) -> ProfileSize:
+    """Mark a recipe value as the profile's size at ``path`` ("group.size"; with ``index``, that entry of a tuple),
+    resolved when the recipe is trained."""
+    return ProfileSize(path, index)
 
 
 def resolve_sizes(value: Any, profile: Profile) -> Any:

@@ -10,11 +10,19 @@ Command line::
 
     python -m course_lib.zoo list
     python -m course_lib.zoo train --all        # or: train standard pgd_at
+    python -m course_lib.zoo certify gaussian_0.25 --sigma 0.25 --samples 10000   # "certify_sharded"
+
+Several processes (:mod:`course_lib.distributed`): ``torchrun --standalone --nproc_per_node=8 -m course_lib.zoo
+train pgd_at`` trains with DistributedDataParallel (the recipe's global batch split over the 8 processes) and
+``... -m course_lib.zoo certify ...`` certifies each process's share of the images. Rank 0 alone takes the file
+lock and writes the cache, after every rank has finished; every rank gets rank 0's entry. One failing rank fails
+the run (torchrun names it) and nothing is written.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -24,18 +32,23 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from filelock import FileLock
 from torch import nn
 
 from .data import DataSplit, load_data
 from .device import get_device, seed_everything
+from . import distributed
 from . import mixing, smoothing  # noqa: F401  (register the "mixing_sweep" and "certify" evaluation kinds)
+from .smoothing import distributed as _sharded_certify  # noqa: F401  (registers the "certify_sharded" kind)
 from .evaluation import EVALUATIONS, MONITORS
 from .models import build_model
 from .profiles import Profile, get_profile, resolve_profile, resolve_sizes
 from .recipes import RECIPES, Recipe, get_recipe
 from .training import LOSSES, train
+from .training.augment import make_augment
+from .training.best import KeepBest
 
 CACHE_ENV = "COURSE_CACHE_DIR"
 FORMAT_VERSION = 3
@@ -84,14 +97,19 @@ def train_recipe(recipe: Recipe, profile: Profile) -> tuple[nn.Module, dict]:
     model = build_for(recipe, profile, data)
     loss = LOSSES[recipe.loss](**resolve_sizes(recipe.loss_kwargs, profile))
     monitor = MONITORS[recipe.monitor](data, profile) if recipe.monitor else None
-    history = train(model, data.x_train, data.y_train, loss, epochs=int(resolve_sizes(recipe.epochs, profile)),
-                    batch_size=profile.training.batch_size, optimizer=recipe.optimizer, lr=recipe.lr,
-                    schedule=recipe.schedule, monitor=monitor, seed=recipe.seed, desc=f"training {recipe.name}")
+    trained = recipe.resolved(profile)  # every size("training....") marker replaced by the profile's value
+    best = KeepBest(monitor, trained.keep_best) if monitor is not None and trained.keep_best else None
+    history = train(model, data.x_train, data.y_train, loss, epochs=int(trained.epochs),
+                    batch_size=trained.batch_size, optimizer=trained.optimizer, lr=trained.lr,
+                    weight_decay=trained.weight_decay, schedule=trained.schedule,
+                    augment=make_augment(trained.augment, recipe.seed), monitor=best or monitor, seed=recipe.seed,
+                    desc=f"training {recipe.name}")
+    epoch = best.restore(model) if best is not None else len(history.loss)  # Rice et al.'s best epoch, or the last
     metrics = EVALUATIONS[recipe.eval](model, data, profile, **resolve_sizes(recipe.eval_kwargs, profile))
     meta = {"name": recipe.name, "key": recipe_key(recipe, profile), "profile": profile.name,
-            "recipe": json.dumps(dataclasses.asdict(recipe), sort_keys=True), "train_seconds": history.seconds,
+            "recipe": json.dumps(dataclasses.asdict(trained), sort_keys=True), "train_seconds": history.seconds,
             "final_loss": history.loss[-1], "loss_history": history.loss, "monitor": history.monitor,
-            "metrics": metrics,
+            "epoch": epoch, "best_by": trained.keep_best if best is not None else None, "metrics": metrics,
             "torch": str(torch.__version__), "format": FORMAT_VERSION}
     return model, meta
 
@@ -139,6 +157,8 @@ def load_with_meta(name: str, profile: Profile | str | None = None, retrain: boo
     key = recipe_key(recipe, profile)
     path = checkpoint_path(name, profile)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if distributed.world_size() > 1:
+        return _load_shared(recipe, profile, key, path, retrain)
     with FileLock(str(path) + ".lock"):
         model = build_for(recipe, profile, load_data(profile))
         meta = None if retrain else _try_load(path, key, model)
@@ -146,6 +166,53 @@ def load_with_meta(name: str, profile: Profile | str | None = None, retrain: boo
             model, meta = train_recipe(recipe, profile)
             _atomic_save({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "meta": meta}, path)
     return model.eval(), meta
+
+
+def _shared_entry(path: Path, what: str, lookup, compute, save, share=None):
+    """A cache entry under a process group of W > 1 processes (torchrun): found or made once, the same everywhere.
+
+    Rank 0 alone holds the file lock (ranks of one job waiting for one another's lock while the holder waits for
+    them in a collective would deadlock) and runs ``lookup()``; its verdict is broadcast. On a miss every rank runs
+    ``compute()`` (data-parallel training or a sharded evaluation: collectives inside), a barrier proves that every
+    rank finished, and only then rank 0 runs ``save(entry)``, the atomic write. Every rank returns rank 0's entry,
+    broadcast rather than read back from the file (a second machine needs no shared cache folder); ``share()``, if
+    given, runs last on every rank (e.g. broadcasting the weights). If any rank fails, the others fail at their next
+    collective (or torchrun stops them) before rank 0 writes: the cache gets no new and no partial file.
+    """
+    main = distributed.is_main()
+    with FileLock(str(path) + ".lock") if main else contextlib.nullcontext():
+        try:
+            entry = lookup() if main else None
+            if not distributed.broadcast_object(entry is not None):
+                entry = compute()
+                distributed.barrier()
+                if main:
+                    save(entry)
+            entry = distributed.broadcast_object(entry)
+            if share is not None:
+                share()
+            return entry
+        except Exception as err:
+            raise RuntimeError(f"[zoo] rank {distributed.rank()} of {distributed.world_size()}: {what} failed "
+                               f"({type(err).__name__}: {err}). If another rank failed first, its error is the "
+                               f"cause (torchrun names it). Nothing partial was written to the cache.") from err
+
+
+def _load_shared(recipe: Recipe, profile: Profile, key: str, path: Path, retrain: bool) -> tuple[nn.Module, dict]:
+    """:func:`load_with_meta` under a process group: every rank trains (DDP in :func:`course_lib.training.train`),
+    rank 0 writes, every rank ends with rank 0's weights and metadata (:func:`_shared_entry`)."""
+    box = [build_for(recipe, profile, load_data(profile))]
+
+    def compute() -> dict:
+        box[0], meta = train_recipe(recipe, profile)
+        return meta
+
+    def save(meta: dict) -> None:
+        _atomic_save({"state_dict": {k: v.cpu() for k, v in box[0].state_dict().items()}, "meta": meta}, path)
+
+    meta = _shared_entry(path, f"training {recipe.name!r}", lambda: None if retrain else _try_load(path, key, box[0]),
+                         compute, save, share=lambda: distributed.broadcast_module(box[0]))
+    return box[0].eval(), meta
 
 
 def metrics(name: str, profile: Profile | str | None = None) -> dict:
@@ -182,7 +249,7 @@ def _check_evaluation_kwargs(kind: str, kwargs: dict) -> dict:
 
 def _cached_evaluation(path: Path, model_keys: str | list[str], kind: str, kwargs: dict, model: Any,
                        profile: Profile) -> dict:
-    with FileLock(str(path) + ".lock"):
+    def lookup() -> dict | None:
         if path.exists():
             try:
                 blob = torch.load(path, map_location="cpu", weights_only=True)
@@ -190,8 +257,21 @@ def _cached_evaluation(path: Path, model_keys: str | list[str], kind: str, kwarg
                     return blob["metrics"]
             except Exception as err:  # corrupt or foreign: recompute
                 print(f"[zoo] ignoring unusable evaluation {path.name}: {type(err).__name__}: {err}")
-        metrics = EVALUATIONS[kind](model, load_data(profile), profile, **kwargs)
+        return None
+
+    def compute() -> dict:
+        return EVALUATIONS[kind](model, load_data(profile), profile, **kwargs)
+
+    def save(metrics: dict) -> None:
         _atomic_save({"model_key": model_keys, "kind": kind, "kwargs": kwargs, "metrics": metrics}, path)
+
+    if distributed.world_size() > 1:
+        return _shared_entry(path, f"evaluation {kind!r}", lookup, compute, save)
+    with FileLock(str(path) + ".lock"):
+        metrics = lookup()
+        if metrics is None:
+            metrics = compute()
+            save(metrics)
     return metrics
 
 
@@ -234,6 +314,17 @@ def load_pair(name: str, profile: Profile | str | None = None) -> tuple[nn.Modul
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The command line (module docstring). Under torchrun each process runs it: it joins the process group
+    (:func:`course_lib.distributed.init_from_env`), only rank 0 prints, and a failing rank's traceback reaches
+    torchrun's summary (``torch.distributed.elastic``'s ``record``)."""
+    if distributed.launched():
+        from torch.distributed.elastic.multiprocessing.errors import record
+
+        return record(_main)(argv)
+    return _main(argv)
+
+
+def _main(argv: list[str] | None) -> None:
     parser = argparse.ArgumentParser(prog="python -m course_lib.zoo", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list the recipes and whether each is cached for the current profile")
@@ -241,22 +332,53 @@ def main(argv: list[str] | None = None) -> None:
     tr.add_argument("names", nargs="*")
     tr.add_argument("--all", action="store_true")
     tr.add_argument("--retrain", action="store_true", help="ignore cached checkpoints")
+    ce = sub.add_parser("certify", help="CERTIFY a model's first test images, noise seeded per image, split over "
+                        "the processes under torchrun (the cached 'certify_sharded' evaluation)")
+    ce.add_argument("name")
+    ce.add_argument("--sigma", type=float, required=True)
+    # Cohen et al.'s n is --samples: torchrun would read "--n" as an abbreviation of its own --nnodes/--nproc-per-node
+    ce.add_argument("--samples", dest="n", type=int, help="estimation samples n (default: the profile's)")
+    ce.add_argument("--n0", type=int, help="selection samples n0 (default: the profile's)")
+    for option, kind in (("--alpha", float), ("--images", int), ("--seed", int), ("--batch-size", int)):
+        ce.add_argument(option, type=kind, help="default: the profile's images; alpha 0.001, seed 0, batch size 100")
     args = parser.parse_args(argv)
     profile = get_profile()
-    if args.command == "list":
-        print(f"profile {profile.name}, cache {cache_dir()}")
-        for name, recipe in RECIPES.items():
-            state = "cached" if checkpoint_path(name, profile).exists() else "-"
-            print(f"  {name:16s} {state:7s} {recipe.description}")
-        return
-    names = list(RECIPES) if args.all else args.names
-    if not names:
-        parser.error("name recipes to train, or pass --all")
-    for name in names:
-        get_recipe(name)  # fail early on a typo
-    for name in names:
-        _, meta = load_with_meta(name, profile, retrain=args.retrain)
-        print(f"{name}: {json.dumps(meta['metrics'])} ({meta['train_seconds']:.1f} s to train)")
+    started = distributed.launched() and not distributed.is_initialized()
+    distributed.init_from_env()
+    say = print if distributed.is_main() else (lambda *_: None)
+    try:
+        if args.command == "list":
+            say(f"profile {profile.name}, cache {cache_dir()}")
+            for name, recipe in RECIPES.items():
+                state = "cached" if checkpoint_path(name, profile).exists() else "-"
+                say(f"  {name:16s} {state:7s} {recipe.description}")
+        elif args.command == "certify":
+            _certify_command(args, profile, say)
+        else:
+            names = list(RECIPES) if args.all else args.names
+            if not names:
+                parser.error("name recipes to train, or pass --all")
+            for name in names:
+                get_recipe(name)  # fail early on a typo
+            for name in names:
+                _, meta = load_with_meta(name, profile, retrain=args.retrain)
+                say(f"{name}: {json.dumps(meta['metrics'])} ({meta['train_seconds']:.1f} s to train)")
+    finally:
+        if started:
+            distributed.teardown()
+
+
+def _certify_command(args: argparse.Namespace, profile: Profile, say) -> None:
+    options = {"sigma": args.sigma, "n": args.n, "n0": args.n0, "alpha": args.alpha, "images": args.images,
+               "seed": args.seed, "batch_size": args.batch_size}
+    record = evaluate(args.name, "certify_sharded", profile, **{k: v for k, v in options.items() if v is not None})
+    result = smoothing.certificate(np.array(record["counts0"]), np.array(record["counts"]), record["sigma"],
+                                   record["n0"], record["n"], record["alpha"])
+    correct = result.prediction == np.array(record["labels"])
+    say(f"{args.name}: {record['images']} images certified at sigma = {record['sigma']:g} (n0 = {record['n0']}, "
+        f"n = {record['n']}, alpha = {record['alpha']:g}) by {record['processes']} process(es) in "
+        f"{record['seconds']:.1f} s: certified accuracy at radius 0 {correct.mean():.3f}, abstained "
+        f"{result.abstained.mean():.3f}, average certified radius {float((result.radius * correct).mean()):.3f}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ One file per model family; :data:`ARCHS` names the architectures a recipe can as
 - ``cnn``: conv32-conv64-fc128 (422k parameters), for the full-data profiles;
 - ``tiny_cnn``: conv4-conv8-fc32, a low-capacity model that shows the cost of robustness;
 - ``mlp``: 2 hidden layers of 256 (:mod:`.mlp`, which also builds the 2-D toy MLP);
-- ``resnet``: a small ResNet for CIFAR-10 (:mod:`.resnet`).
+- ``resnet``: a small ResNet for CIFAR-10 (:mod:`.resnet`);
+- ``preact_resnet18``: the PreAct ResNet-18 of Rice et al. (2020), 11.2M parameters, the cifar10 profile's network
+  (:mod:`.preact_resnet`); ``oat_preact_resnet18`` is its lambda-conditioned version for OAT.
 
 - ``oat_tiny_cnn``: the tiny_cnn conditioned on lambda (dual batch norm and FiLM, :mod:`.conditioned`), for
   once-for-all adversarial training; called as ``model(x, lam)``, and through :class:`FixedLambda` as ``model(x)``;
@@ -28,11 +30,13 @@ from .conditioned import (LAMBDA_CHOICES, ConditionedCNN, ConditionedSequential,
                           FixedLambda, LambdaEncoding)
 from .mlp import image_mlp, mlp
 from .normalize import Normalize
+from .preact_resnet import ConditionedPreActResNet, PreActBlock, PreActResNet, preact_resnet18
 from .resnet import BasicBlock, resnet
 
-__all__ = ["ARCHS", "BasicBlock", "ConditionedCNN", "ConditionedSequential", "DualBatchNorm2d", "FiLM", "FixedLambda",
-           "LAMBDA_CHOICES", "LambdaEncoding", "Normalize", "build_model", "conv_net", "count_parameters", "image_mlp",
-           "mlp", "resnet"]
+__all__ = ["ARCHS", "BasicBlock", "ConditionedCNN", "ConditionedPreActResNet", "ConditionedSequential",
+           "DualBatchNorm2d", "FiLM", "FixedLambda", "LAMBDA_CHOICES", "LambdaEncoding", "Normalize", "PreActBlock",
+           "PreActResNet", "build_model", "conv_net", "count_parameters", "image_mlp", "mlp", "preact_resnet18",
+           "resnet"]
 
 ARCHS: dict[str, Callable[[int, int, int], nn.Module]] = {
     "small_cnn": lambda c, hw, k: conv_net(c, hw, (16, 32, 100), k),
@@ -40,6 +44,8 @@ ARCHS: dict[str, Callable[[int, int, int], nn.Module]] = {
     "tiny_cnn": lambda c, hw, k: conv_net(c, hw, (4, 8, 32), k),
     "mlp": lambda c, hw, k: image_mlp(c, hw, k),
     "resnet": lambda c, hw, k: resnet(c, k),
+    "preact_resnet18": lambda c, hw, k: preact_resnet18(c, k),
+    "oat_preact_resnet18": lambda c, hw, k: ConditionedPreActResNet(c, k),
     "oat_tiny_cnn": lambda c, hw, k: ConditionedCNN(c, hw, (4, 8, 32), k),
     "oat_tiny_cnn_single_bn": lambda c, hw, k: ConditionedCNN(c, hw, (4, 8, 32), k, dual_bn=False),  # ablations
     "oat_tiny_cnn_no_film": lambda c, hw, k: ConditionedCNN(c, hw, (4, 8, 32), k, film=False),

@@ -208,6 +208,17 @@ class Smooth:
             raise ValueError(f"each input must have shape {self.input_shape}, got {one} (use {hint}?)")
 
 
+def certify_setup(model: nn.Module, data: DataSplit, profile: Profile, sigma: float, n: int | None, n0: int | None,
+                  images: int | None) -> tuple["Smooth", torch.Tensor, torch.Tensor, int, int, int]:
+    """The smoothed classifier and the first ``images`` test images of a certification evaluation, with n, n0 and
+    images defaulting to the profile's smoothing sizes: ``(smooth, x, y, n, n0, images)``."""
+    s = profile.smoothing
+    n, n0 = check_count(n if n is not None else s.n, "n"), check_count(n0 if n0 is not None else s.n0, "n0")
+    images = min(check_count(images if images is not None else s.images, "images"), len(data.x_test))
+    x, y = data.x_test[:images], data.y_test[:images]
+    return Smooth(model, data.num_classes, sigma, input_shape=x.shape[1:]), x, y, n, n0, images
+
+
 @register_evaluation("certify")
 def evaluate_certify(model: nn.Module, data: DataSplit, profile: Profile, sigma: float, n: int | None = None,
                      n0: int | None = None, alpha: float = 0.001, images: int | None = None,
@@ -216,11 +227,7 @@ def evaluate_certify(model: nn.Module, data: DataSplit, profile: Profile, sigma:
     sizes), noise from a CPU generator seeded with ``seed``. Records the class counts of both draws (lists), the
     labels, the settings and the seconds it took, so that a chapter reads a costly certification from the cache
     (:func:`course_lib.zoo.evaluate`) and rebuilds the :class:`CertifyResult` with :func:`certificate`."""
-    s = profile.smoothing
-    n, n0 = check_count(n if n is not None else s.n, "n"), check_count(n0 if n0 is not None else s.n0, "n0")
-    images = min(check_count(images if images is not None else s.images, "images"), len(data.x_test))
-    x, y = data.x_test[:images], data.y_test[:images]
-    smooth = Smooth(model, data.num_classes, sigma, input_shape=x.shape[1:])
+    smooth, x, y, n, n0, images = certify_setup(model, data, profile, sigma, n, n0, images)
     start = time.perf_counter()
     result = smooth.certify_batch(x, n0, n, alpha, generator=torch.Generator().manual_seed(seed))
     return {"sigma": sigma, "n": n, "n0": n0, "alpha": alpha, "images": images, "seed": seed,
