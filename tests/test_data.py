@@ -13,8 +13,6 @@ The torchvision tests write tiny data sets in torchvision's own on-disk formats 
 
 from __future__ import annotations
 
-import hashlib
-import pickle
 import struct
 from pathlib import Path
 
@@ -23,6 +21,8 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from helpers import write_cifar10_files
 
 from course_lib import data
 from course_lib.data import (CIFAR10_CLASSES, DATA_ENV, FASHION_CLASSES, MNIST_CLASSES, data_dir,
@@ -178,27 +178,10 @@ def _write_mnist_like(root: Path, folder: str, rng: np.random.Generator) -> dict
 
 
 def _write_cifar10(root: Path, rng: np.random.Generator, monkeypatch) -> dict[str, np.ndarray]:
-    import torchvision.datasets as tvd
-
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
     arrays = {"train_x": _images(rng, (10, 3072)), "train_y": rng.integers(0, 10, 10),
               "test_x": _images(rng, (3, 3072)), "test_y": rng.integers(0, 10, 3)}
-
-    def dump(name: str, obj: dict) -> list[str]:
-        with open(folder / name, "wb") as f:
-            pickle.dump(obj, f)
-        return [name, hashlib.md5((folder / name).read_bytes()).hexdigest()]
-
-    train_list = [dump(f"data_batch_{i + 1}", {"data": arrays["train_x"][2 * i:2 * i + 2],
-                                               "labels": arrays["train_y"][2 * i:2 * i + 2].tolist()})
-                  for i in range(5)]
-    test_list = [dump("test_batch", {"data": arrays["test_x"], "labels": arrays["test_y"].tolist()})]
-    meta_name, meta_md5 = dump("batches.meta", {"label_names": CIFAR10_CLASSES})
     # See the module docstring: torchvision's integrity check runs against the digests of *these* files.
-    monkeypatch.setattr(tvd.CIFAR10, "train_list", train_list)
-    monkeypatch.setattr(tvd.CIFAR10, "test_list", test_list)
-    monkeypatch.setattr(tvd.CIFAR10, "meta", {"filename": meta_name, "key": "label_names", "md5": meta_md5})
+    write_cifar10_files(root / "cifar-10-batches-py", arrays, (2, 2, 2, 2, 2), monkeypatch)
     return arrays
 
 

@@ -14,9 +14,7 @@ crop-and-flip augmentation, the best epoch by held-out PGD accuracy (Rice et al.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import pickle
 import warnings
 from pathlib import Path
 
@@ -25,11 +23,13 @@ import pytest
 import torch
 from torch import nn
 
+from helpers import write_cifar10_files
+
 from course_lib import data as course_data
 from course_lib import device as course_device
 from course_lib import zoo
 from course_lib.attacks import pgd
-from course_lib.data import CIFAR10_CLASSES, DATA_ENV, load_dataset
+from course_lib.data import DATA_ENV, load_dataset
 from course_lib.evaluation import correct, paired_standard_error
 from course_lib.models import ConditionedSequential, PreActResNet, build_model, count_parameters
 from course_lib.profiles import PROFILES, get_profile, with_sizes
@@ -56,30 +56,13 @@ def tiny_cifar10():
 def write_cifar10(root: Path, monkeypatch) -> dict[str, np.ndarray]:
     """A tiny CIFAR-10 in torchvision's format under ``root/cifar-10-batches-py`` (see tests/test_data.py: the
     integrity check runs against the md5 digests of these files)."""
-    import torchvision.datasets as tvd
-
     rng = np.random.default_rng(14)
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
     n_train = sum(TRAIN_PER_FILE)
     arrays = {"train_x": rng.integers(0, 256, (n_train, 3072), dtype=np.uint8),
               "train_y": np.arange(n_train) % 10,
               "test_x": rng.integers(0, 256, (TEST_IMAGES, 3072), dtype=np.uint8),
               "test_y": np.arange(TEST_IMAGES) % 10}
-
-    def dump(name: str, obj: dict) -> list[str]:
-        with open(folder / name, "wb") as f:
-            pickle.dump(obj, f)
-        return [name, hashlib.md5((folder / name).read_bytes()).hexdigest()]
-
-    ends = np.cumsum((0,) + TRAIN_PER_FILE)
-    train_list = [dump(f"data_batch_{i + 1}", {"data": arrays["train_x"][a:b], "labels": arrays["train_y"][a:b].tolist()})
-                  for i, (a, b) in enumerate(zip(ends[:-1], ends[1:]))]
-    test_list = [dump("test_batch", {"data": arrays["test_x"], "labels": arrays["test_y"].tolist()})]
-    meta_name, meta_md5 = dump("batches.meta", {"label_names": CIFAR10_CLASSES})
-    monkeypatch.setattr(tvd.CIFAR10, "train_list", train_list)
-    monkeypatch.setattr(tvd.CIFAR10, "test_list", test_list)
-    monkeypatch.setattr(tvd.CIFAR10, "meta", {"filename": meta_name, "key": "label_names", "md5": meta_md5})
+    write_cifar10_files(root / "cifar-10-batches-py", arrays, TRAIN_PER_FILE, monkeypatch)
     return arrays
 
 

@@ -111,6 +111,12 @@ def base_url(html_dir: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def driver() -> Iterator[object]:
+    yield from chromium_session()
+
+
+def chromium_session(window: str | None = None) -> Iterator[object]:
+    """A headless Chromium (selenium) with console and network logs, quit afterwards; skips the test when Chromium
+    or chromedriver is missing. ``window`` (e.g. "--window-size=1280,800") replaces the default window size."""
     chromium = _first_executable(CHROMIUM_CANDIDATES)
     chromedriver = _first_executable(CHROMEDRIVER_CANDIDATES)
     if chromium is None or chromedriver is None:
@@ -124,7 +130,7 @@ def driver() -> Iterator[object]:
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
+        options.add_argument(window if window and flag.startswith("--window-size=") else flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     browser = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
     browser.set_page_load_timeout(60)

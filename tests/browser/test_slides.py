@@ -27,13 +27,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_book_html import (  # noqa: E402  (the book's browser-test helpers, not its tests)
-    CHROMEDRIVER_CANDIDATES,
-    CHROMIUM_CANDIDATES,
-    CHROMIUM_FLAGS,
     KNOWN_CONSOLE_NOISE,
     ROOT,
-    _first_executable,
     _QuietHandler,
+    chromium_session,
     expected_slider_count,
     non_local,
     requested_urls,
@@ -96,27 +93,7 @@ def slides_url(slides_dir: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def slides_driver() -> Iterator[object]:
-    chromium = _first_executable(CHROMIUM_CANDIDATES)
-    chromedriver = _first_executable(CHROMEDRIVER_CANDIDATES)
-    if chromium is None or chromedriver is None:
-        pytest.skip(
-            "Chromium and chromedriver are needed (Debian/Ubuntu: apt-get install chromium chromium-driver; "
-            "or set COURSE_CHROMIUM / COURSE_CHROMEDRIVER). `./dev test` installs them when run as root."
-        )
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(WINDOW if flag.startswith("--window-size=") else flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    browser = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
-    browser.set_page_load_timeout(60)
-    try:
-        yield browser
-    finally:
-        browser.quit()
+    yield from chromium_session(WINDOW)
 
 
 # ---- helpers ----------------------------------------------------------------------------------------------

@@ -4,17 +4,29 @@ Each entry: (what is wrong, source that replaces the question's solution cell, a
 failing test must give).
 """
 
-_FILM_INIT = '''
+_MLP = "nn.Sequential(nn.Linear(enc_dim, 2 * channels), nn.LeakyReLU(0.1), nn.Linear(2 * channels, 2 * channels))"
+_IDENTITY_INIT = '''
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
+        nn.init.ones_(self.mlp[-1].bias[:channels])'''
+_FORWARD = '''
+        mu, beta = self.mlp(encoding).chunk(2, dim=1)
+        shape = (h.shape[0], self.channels) + (1,) * (h.dim() - 2)
+        return mu.view(shape) * h + beta.view(shape)'''
+
+
+def _film(mlp: str = _MLP, init: str = _IDENTITY_INIT, forward: str = _FORWARD) -> str:
+    """A FiLMLayer answer: the right one, but for the part given (the MLP, its initialization or forward)."""
+    return f'''
 class FiLMLayer(nn.Module):
     def __init__(self, enc_dim, channels):
         super().__init__()
         self.channels = channels
-        self.mlp = nn.Sequential(nn.Linear(enc_dim, 2 * channels), nn.LeakyReLU(0.1),
-                                 nn.Linear(2 * channels, 2 * channels))
-        nn.init.zeros_(self.mlp[2].weight)
-        nn.init.zeros_(self.mlp[2].bias)
-        nn.init.ones_(self.mlp[2].bias[:channels])
+        self.mlp = {mlp}{init}
+
+    def forward(self, h, encoding):{forward}
 '''
+
 
 WRONG_ANSWERS: dict[str, list[tuple[str, str, str]]] = {
     "q1_oat_loss": [
@@ -51,97 +63,27 @@ def oat_loss(logits_clean, logits_adv, y, lam):
 ''', "must return a scalar tensor"),
     ],
     "q2_film": [
-        ("mu and beta swapped", _FILM_INIT + '''
-    def forward(self, h, encoding):
-        beta, mu = self.mlp(encoding).chunk(2, dim=1)
-        shape = (h.shape[0], self.channels) + (1,) * (h.dim() - 2)
-        return mu.view(shape) * h + beta.view(shape)
-''', "mu and beta are swapped"),
-        ("no identity initialization (PyTorch's default init of the last Linear)", '''
-class FiLMLayer(nn.Module):
-    def __init__(self, enc_dim, channels):
-        super().__init__()
-        self.channels = channels
-        self.mlp = nn.Sequential(nn.Linear(enc_dim, 2 * channels), nn.LeakyReLU(0.1),
-                                 nn.Linear(2 * channels, 2 * channels))
-
-    def forward(self, h, encoding):
-        mu, beta = self.mlp(encoding).chunk(2, dim=1)
-        shape = (h.shape[0], self.channels) + (1,) * (h.dim() - 2)
-        return mu.view(shape) * h + beta.view(shape)
-''', "an untrained FiLMLayer must be the identity"),
-        ("last bias all ones (beta = 1 at init)", '''
-class FiLMLayer(nn.Module):
-    def __init__(self, enc_dim, channels):
-        super().__init__()
-        self.channels = channels
-        self.mlp = nn.Sequential(nn.Linear(enc_dim, 2 * channels), nn.LeakyReLU(0.1),
-                                 nn.Linear(2 * channels, 2 * channels))
+        ("mu and beta swapped", _film(forward=_FORWARD.replace("mu, beta =", "beta, mu =")),
+         "mu and beta are swapped"),
+        ("no identity initialization (PyTorch's default init of the last Linear)", _film(init=""),
+         "an untrained FiLMLayer must be the identity"),
+        ("last bias all ones (beta = 1 at init)", _film(init="""
         with torch.no_grad():
             self.mlp[2].weight.zero_()
-            self.mlp[2].bias.fill_(1.0)
-
-    def forward(self, h, encoding):
-        mu, beta = self.mlp(encoding).chunk(2, dim=1)
-        shape = (h.shape[0], self.channels) + (1,) * (h.dim() - 2)
-        return mu.view(shape) * h + beta.view(shape)
-''', "an untrained FiLMLayer must be the identity"),
-        ("the given MLP rewritten with ReLU instead of LeakyReLU(0.1)", '''
-class FiLMLayer(nn.Module):
-    def __init__(self, enc_dim, channels):
-        super().__init__()
-        self.channels = channels
-        self.mlp = nn.Sequential(nn.Linear(enc_dim, 2 * channels), nn.ReLU(),
-                                 nn.Linear(2 * channels, 2 * channels))
+            self.mlp[2].bias.fill_(1.0)"""), "an untrained FiLMLayer must be the identity"),
+        ("the given MLP rewritten with ReLU instead of LeakyReLU(0.1)", _film(mlp=_MLP.replace("nn.LeakyReLU(0.1)", "nn.ReLU()")),
+         "LeakyReLU with negative slope 0.1"),
+        ("only the bias initialized (the last weight left at PyTorch's random init)", _film(init="""
         with torch.no_grad():
-            self.mlp[2].weight.zero_()
-            self.mlp[2].bias.copy_(torch.cat([torch.ones(channels), torch.zeros(channels)]))
-
-    def forward(self, h, encoding):
+            self.mlp[2].bias.copy_(torch.cat([torch.ones(channels), torch.zeros(channels)]))"""),
+         "an untrained FiLMLayer must be the identity"),
+        ("the given MLP rewritten without its activation (two Linears in a row)",
+         _film(mlp=_MLP.replace(" nn.LeakyReLU(0.1),", "")), "so that course_lib's weights can be copied"),
+        ("shift inside the scale: mu * (h + beta)",
+         _film(forward=_FORWARD.replace("mu.view(shape) * h + beta.view(shape)", "mu.view(shape) * (h + beta.view(shape))")),
+         "not mu * (h + beta)"),
+        ("broadcasting written for 4-d inputs only", _film(forward="""
         mu, beta = self.mlp(encoding).chunk(2, dim=1)
-        shape = (h.shape[0], self.channels) + (1,) * (h.dim() - 2)
-        return mu.view(shape) * h + beta.view(shape)
-''', "LeakyReLU with negative slope 0.1"),
-        ("only the bias initialized (the last weight left at PyTorch's random init)", '''
-class FiLMLayer(nn.Module):
-    def __init__(self, enc_dim, channels):
-        super().__init__()
-        self.channels = channels
-        self.mlp = nn.Sequential(nn.Linear(enc_dim, 2 * channels), nn.LeakyReLU(0.1),
-                                 nn.Linear(2 * channels, 2 * channels))
-        with torch.no_grad():
-            self.mlp[2].bias.copy_(torch.cat([torch.ones(channels), torch.zeros(channels)]))
-
-    def forward(self, h, encoding):
-        mu, beta = self.mlp(encoding).chunk(2, dim=1)
-        shape = (h.shape[0], self.channels) + (1,) * (h.dim() - 2)
-        return mu.view(shape) * h + beta.view(shape)
-''', "an untrained FiLMLayer must be the identity"),
-        ("the given MLP rewritten without its activation (two Linears in a row)", '''
-class FiLMLayer(nn.Module):
-    def __init__(self, enc_dim, channels):
-        super().__init__()
-        self.channels = channels
-        self.mlp = nn.Sequential(nn.Linear(enc_dim, 2 * channels), nn.Linear(2 * channels, 2 * channels))
-        nn.init.zeros_(self.mlp[1].weight)
-        nn.init.zeros_(self.mlp[1].bias)
-        nn.init.ones_(self.mlp[1].bias[:channels])
-
-    def forward(self, h, encoding):
-        mu, beta = self.mlp(encoding).chunk(2, dim=1)
-        shape = (h.shape[0], self.channels) + (1,) * (h.dim() - 2)
-        return mu.view(shape) * h + beta.view(shape)
-''', "so that course_lib's weights can be copied"),
-        ("shift inside the scale: mu * (h + beta)", _FILM_INIT + '''
-    def forward(self, h, encoding):
-        mu, beta = self.mlp(encoding).chunk(2, dim=1)
-        shape = (h.shape[0], self.channels) + (1,) * (h.dim() - 2)
-        return mu.view(shape) * (h + beta.view(shape))
-''', "not mu * (h + beta)"),
-        ("broadcasting written for 4-d inputs only", _FILM_INIT + '''
-    def forward(self, h, encoding):
-        mu, beta = self.mlp(encoding).chunk(2, dim=1)
-        return mu[:, :, None, None] * h + beta[:, :, None, None]
-''', "N x C inputs are modulated per feature"),
+        return mu[:, :, None, None] * h + beta[:, :, None, None]"""), "N x C inputs are modulated per feature"),
     ],
 }
