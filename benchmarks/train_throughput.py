@@ -9,6 +9,12 @@ timed epochs of ``--images`` images; the best and the median are reported (the m
 
     python benchmarks/train_throughput.py [--profile quick] [--device cpu] [--images 2048] [--repeats 3]
                                           [--kinds standard pgd_at gaussian_0.25] [--threads N]
+
+DDP scaling: launched by torchrun, every process trains its share of each global batch (the loop's
+DistributedDataParallel path, :mod:`course_lib.distributed`), the epoch is timed between barriers, and the images
+per second are the whole group's (rank 0 prints)::
+
+    torchrun --standalone --nproc_per_node=2 benchmarks/train_throughput.py --kinds pgd_at
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import time
 import torch
 
 from common import IMAGE_SHAPES, add_switches, apply_switches, describe_machine, random_images, sync
+from course_lib import distributed
 from course_lib.device import memory_format
 from course_lib.models import build_model, count_parameters
 from course_lib.recipes import get_recipe
@@ -41,11 +48,13 @@ def throughput(name: str, profile, device: torch.device, images: int, repeats: i
 
     def epoch() -> float:
         sync(device)
+        distributed.barrier()  # a no-op in one process
         start = time.perf_counter()
         train(model, x, y, loss, epochs=1, batch_size=recipe.batch_size, optimizer=recipe.optimizer, lr=recipe.lr,
               weight_decay=recipe.weight_decay, schedule=recipe.schedule, augment=make_augment(recipe.augment),
               desc=None)
         sync(device)
+        distributed.barrier()
         return time.perf_counter() - start
 
     epoch()  # warm-up: allocations, oneDNN / cuDNN algorithm choice
@@ -62,14 +71,18 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser.add_argument("--kinds", nargs="+", default=list(KINDS), help="recipe names to time")
     args = parser.parse_args(argv)
     device, profile = apply_switches(args)
-    print(f"profile {profile.name} ({profile.dataset}, {profile.arch}), {args.images} random images per epoch, "
-          f"on {describe_machine(device)}")
+    if distributed.launched():
+        device = distributed.init_from_env()
+    say = print if distributed.is_main() else (lambda *_: None)  # rank 0 reports
+    say(f"profile {profile.name} ({profile.dataset}, {profile.arch}), {args.images} random images per epoch, "
+        f"on {describe_machine(device)}, {distributed.world_size()} process(es)")
     results = {}
-    print(f"\n{'recipe':16s} {'arch':20s} {'params':>10s} {'batch':>6s} {'img/s best':>11s} {'img/s median':>13s}")
+    say(f"\n{'recipe':16s} {'arch':20s} {'params':>10s} {'batch':>6s} {'img/s best':>11s} {'img/s median':>13s}")
     for name in args.kinds:
         r = results[name] = throughput(name, profile, device, args.images, args.repeats)
         arch = get_recipe(name).arch or profile.arch
-        print(f"{name:16s} {arch:20s} {r['parameters']:10,d} {r['batch']:6d} {r['best']:11,.0f} {r['median']:13,.0f}")
+        say(f"{name:16s} {arch:20s} {r['parameters']:10,d} {r['batch']:6d} {r['best']:11,.0f} {r['median']:13,.0f}")
+    distributed.teardown()
     return results
 
 

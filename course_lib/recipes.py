@@ -82,7 +82,8 @@ RAMP = {"ramp_epochs": size("training.eps_ramp_epochs")}
 # Robust overfitting (Rice et al. 2020): where the profile says so (cifar10), keep the epoch with the best PGD accuracy
 # of the per-epoch monitor (held-out images, disjoint from the evaluation images), not the last one.
 KEEP_BEST = size("training.keep_best")
-NOISE = {"batch_size": size("training.noise_batch_size"), "weight_decay": size("training.noise_weight_decay")}
+NOISE = {"batch_size": size("training.noise_batch_size"), "weight_decay": size("training.noise_weight_decay"),
+         "schedule": size("training.noise_schedule")}
 
 # --- chapter 1: the standard model (also the accurate model of chapters 6-7) -----------------------------
 register(Recipe("standard", "standard training (cross-entropy on clean images)"))

@@ -119,6 +119,7 @@ def test_the_cifar10_recipes_are_the_published_ones():
                                                                        mix.weight_decay) == (150, 256, 1e-4)
         assert (mix.loss_kwargs["steps"], mix.loss_kwargs["step_size"], mix.loss_kwargs["m"]) == (4, step, 2)
         assert mix.loss_kwargs["warmup_epochs"] == 10
+        assert gauss.schedule == mix.schedule == "thirds"  # /10 at epochs 50 and 100
     oat = RECIPES["oat_preact_resnet18"].resolved(cifar)
     assert (oat.arch, oat.schedule, oat.optimizer, oat.loss_kwargs["choices"]) == (
         "oat_preact_resnet18", "cosine", "sgd", (0.0, 0.1, 0.2, 0.3, 0.4, 1.0))

@@ -313,9 +313,20 @@ def test_the_loop_trains_any_input_shape_with_sgd_and_a_schedule_and_monitors_wi
 
 @pytest.mark.parametrize("name, progress, factor", [("constant", 0.7, 1.0), ("cosine", 0.0, 1.0),
                                                     ("cosine", 0.5, 0.5), ("multistep", 0.6, 0.1),
-                                                    ("multistep", 0.8, 0.01)])
+                                                    ("multistep", 0.8, 0.01), ("thirds", 0.3, 1.0),
+                                                    ("thirds", 0.5, 0.1), ("thirds", 0.9, 0.01)])
 def test_learning_rate_schedules(name, progress, factor):
     assert SCHEDULES[name](progress) == pytest.approx(factor)
+
+
+def test_the_thirds_schedule_steps_at_epochs_50_and_100_of_150():
+    """Jeong et al. (2021): the rate divided by 10 every 50 of 150 epochs; the loop's progress is step / steps."""
+    steps_per_epoch = 196  # 50,000 CIFAR-10 images in batches of 256
+    total = 150 * steps_per_epoch
+    factors = [SCHEDULES["thirds"](step / total) for step in range(total)]
+    first_drop = next(i for i, f in enumerate(factors) if f < 1) // steps_per_epoch
+    second_drop = next(i for i, f in enumerate(factors) if f < 0.1) // steps_per_epoch
+    assert (first_drop, second_drop) == (50, 100)
 
 
 # ------------------------------------------------------------------------------------------ reference implementation

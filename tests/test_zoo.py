@@ -160,6 +160,16 @@ def test_load_pair_returns_the_cached_models_of_the_pair(zoo_env, pair):
 def test_unknown_pair_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown pair 'nope'"):
         load_pair("nope")
+    with pytest.raises(ValueError, match="unknown pair 'nope'"):
+        zoo.pair_names("nope", "cifar10")
+
+
+def test_the_mixing_pair_depends_on_the_profile():
+    """Quick: the tiny CNN stand-in; full size: the PreAct ResNet-18 TRADES model, both recipes that exist."""
+    assert zoo.pair_names("mixing", "quick") == PAIRS["mixing"] == ("standard", "tiny_trades_6")
+    assert zoo.pair_names("mixing", "cifar10") == ("standard", "trades_6")
+    for names in [PAIRS[p] for p in PAIRS] + [pair for table in zoo.PROFILE_PAIRS.values() for pair in table.values()]:
+        assert all(name in zoo.RECIPES for name in names)
 
 
 # ------------------------------------------------------------------------------------------ recovery
@@ -536,3 +546,13 @@ def test_a_pair_evaluation_is_cached_under_both_models_keys(zoo_env, monkeypatch
     assert len(calls) == 2
     with pytest.raises(ValueError, match="unknown pair"):
         zoo.evaluate_pair("nope", "pair_probe", zoo_env.profile, alphas=[0.5])
+
+
+@pytest.mark.parametrize("fmt", [torch.channels_last, torch.contiguous_format])
+def test_build_for_takes_the_memory_format_from_the_device_module(monkeypatch, quick_data, fmt):
+    """channels_last or not is the device module's decision (course_lib.device.memory_format), not the cache's."""
+    monkeypatch.setattr(zoo, "memory_format", lambda device: fmt)
+    model = zoo.build_for(zoo.get_recipe("standard"), zoo.get_profile("quick"), quick_data)
+    convs = [p for p in model.parameters() if p.dim() == 4]
+    assert convs and all(p.is_contiguous(memory_format=fmt) for p in convs)
+    assert any(not p.is_contiguous() for p in convs) == (fmt == torch.channels_last)

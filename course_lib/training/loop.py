@@ -45,6 +45,7 @@ SCHEDULES: dict[str, Callable[[float], float]] = {
     "constant": lambda progress: 1.0,
     "cosine": lambda progress: 0.5 * (1 + math.cos(math.pi * progress)),  # Loshchilov and Hutter 2017
     "multistep": lambda progress: 0.1 ** ((progress >= 0.5) + (progress >= 0.75)),  # Madry et al.'s CIFAR steps
+    "thirds": lambda progress: 0.1 ** ((3 * progress >= 1) + (3 * progress >= 2)),  # Jeong et al.: /10 every 50 of 150
 }
 """Learning-rate factors as a function of training progress in [0, 1), applied at every step."""
 
