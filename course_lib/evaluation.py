@@ -236,6 +236,29 @@ def evaluate_robust(model: nn.Module, data: DataSplit, profile: Profile) -> dict
             "correct": {name: h.tolist() for name, h in hits.items()}}
 
 
+@register_evaluation("pgd_curve")
+def evaluate_pgd_curve(model: nn.Module, data: DataSplit, profile: Profile, eps: Sequence[float], steps: int,
+                       restarts: int = 1, norm: str = "linf", seed: int = 0) -> dict:
+    """PGD accuracy at each radius in ``eps`` on the profile's evaluation images: PGD with ``steps`` steps (step
+    2.5 eps / steps) and ``restarts`` random starts from a generator seeded with ``seed`` afresh for every batch of
+    up to 500 images, as :func:`robust_correct`'s PGD (so ``eps=[e]`` with its steps and restarts gives its ``pgd``
+    number). For what a chapter recomputes on every build (a convergence check, an accuracy-versus-eps curve);
+    each radius is a separate attack. Returns ``{"eps": [...], "accuracy": [...], "eval_images": n}``."""
+    x, y = _eval_split(data, profile)
+    check_steps(steps, restarts)
+    radii = [check_eps(float(e)) for e in eps]
+
+    def attack_at(e: float) -> Attack:
+        def attack(m: nn.Module, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+            generator = torch.Generator(device=xb.device).manual_seed(seed)
+            return pgd(m, xb, yb, e, steps=int(steps), restarts=int(restarts), norm=norm, generator=generator)
+        return attack
+
+    accuracies = [robust_accuracy(model, x, y, attack_at(e), batch_size=min(len(x), 500), desc=f"pgd eps={e:g}")
+                  for e in radii]
+    return {"eps": radii, "accuracy": accuracies, "eval_images": len(x)}
+
+
 @register_evaluation("robust_per_lambda")
 def evaluate_robust_per_lambda(model: nn.Module, data: DataSplit, profile: Profile) -> dict:
     """:func:`evaluate_robust` of a lambda-conditioned model at each of its lambda choices, through

@@ -13,7 +13,7 @@ from course_lib.profiles import get_profile, with_sizes
 
 from course_lib.attacks import apgd_ce, fgsm, pgd
 from course_lib.evaluation import (accuracy, accuracy_vs_eps, correct, predict, robust_accuracy, robust_correct,
-                                   robust_evaluation, standard_error, worst_case_correct, MONITORS,
+                                   robust_evaluation, standard_error, worst_case_correct, EVALUATIONS, MONITORS,
                                    paired_standard_error)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -293,3 +293,20 @@ def test_known_results_enter_the_worst_case_before_the_cascade(trained_tiny_mode
         robust_correct(trained_tiny_model, x, y, 0.1, known={"other": half[:10]}, **kwargs)
     with pytest.raises(ValueError, match="clash"):
         robust_correct(trained_tiny_model, x, y, 0.1, known={"pgd": half}, **kwargs)
+
+
+def test_the_pgd_curve_evaluation_is_robust_evaluations_pgd_at_each_radius(trained_tiny_model, quick_data):
+    """The cached kind chapter 2 reads (zoo.evaluate(name, "pgd_curve", ...)) recomputes exactly the live number."""
+    profile = with_sizes(get_profile("quick"), attack={"images": 120})
+    x, y = quick_data.x_test[:120], quick_data.y_test[:120]
+    curve = EVALUATIONS["pgd_curve"](trained_tiny_model, quick_data, profile, eps=[0.0, 0.05, 0.1], steps=4,
+                                     restarts=2)
+    assert curve["eps"] == [0.0, 0.05, 0.1] and curve["eval_images"] == 120
+    assert curve["accuracy"][0] == accuracy(trained_tiny_model, x, y)
+    for eps, acc in zip(curve["eps"][1:], curve["accuracy"][1:]):
+        assert acc == robust_evaluation(trained_tiny_model, x, y, eps, steps=4, restarts=2)["pgd"]
+    assert curve["accuracy"][2] < curve["accuracy"][0]  # the attack does something on this model
+    with pytest.raises(ValueError, match="eps"):
+        EVALUATIONS["pgd_curve"](trained_tiny_model, quick_data, profile, eps=[-0.1], steps=4)
+    with pytest.raises(ValueError):
+        EVALUATIONS["pgd_curve"](trained_tiny_model, quick_data, profile, eps=[0.1], steps=0)

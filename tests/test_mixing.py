@@ -15,8 +15,8 @@ from torch import nn
 
 from course_lib.attacks import pgd, transfer
 from course_lib.mixing import (MixedClassifier, alpha_sweep, certify_mixture, gaussian_lipschitz, hoeffding_bounds,
-                               lipschitz_radius, margin_statistics, probability_margin, smoothed_probability_bounds,
-                               smoothing_radius)
+                               lipschitz_radius, margin_statistics, probability_bounds, probability_margin,
+                               smoothed_probability_bounds, smoothing_radius)
 from course_lib.smoothing import radius_from_probabilities
 
 
@@ -233,6 +233,25 @@ def test_smoothed_probability_bounds_hold_jointly_with_the_stated_probability():
         failures += bool(b["p_top"][0] > truth[c] or b["p_runner"][0] < others.max())
     assert failures / reps <= alpha_conf + 3 * math.sqrt(alpha_conf * (1 - alpha_conf) / reps)
     assert abs(truth.sum() - 1) < 1e-9
+
+
+def test_the_cached_soft_smoothing_sums_rebuild_the_same_bounds(trained_tiny_model, quick_data):
+    """zoo.evaluate(name, "soft_smoothing", ...) stores the softmax sums; probability_bounds on them gives exactly
+    what smoothed_probability_bounds computes live with the same seed (chapter 6 reads the cached form)."""
+    from course_lib.evaluation import EVALUATIONS
+    from course_lib.profiles import get_profile
+    record = EVALUATIONS["soft_smoothing"](trained_tiny_model, quick_data, get_profile("quick"), sigma=0.5, n0=8,
+                                           n=40, images=6, seed=3)
+    cached = probability_bounds(np.array(record["sums"]), record["n"], 0.01)
+    live = smoothed_probability_bounds(trained_tiny_model, quick_data.x_test[:6], 0.5, 8, 40, 0.01, 10,
+                                       generator=torch.Generator().manual_seed(3), progress=False)
+    assert record["images"] == 6 and set(cached) == set(live)
+    for key in live:
+        assert np.array_equal(cached[key], live[key]), key
+    with pytest.raises(ValueError, match="shape"):
+        probability_bounds(np.zeros((6, 3, 10)), 40, 0.01)
+    with pytest.raises(ValueError, match="alpha"):
+        probability_bounds(np.array(record["sums"]), 40, 1.5)
 
 
 # ---------------------------------------------------------------------------------------- attacks and the sweep

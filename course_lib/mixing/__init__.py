@@ -15,7 +15,7 @@ for its class y within radius r of x, the mixture predicts y everywhere in that 
 ``(1 - alpha)(g_y - g_i) + alpha (h_y - h_i) >= -(1 - alpha) + alpha (1 - alpha) / alpha = 0``.
 """
 
-from .certify import (certify_mixture, gaussian_lipschitz, hoeffding_bounds, lipschitz_radius,
+from .certify import (certify_mixture, gaussian_lipschitz, hoeffding_bounds, lipschitz_radius, probability_bounds,
                       smoothed_probability_bounds, smoothing_radius)
 from .classifier import SPACES, MixedClassifier
 from .margins import margin_statistics, margins_and_predictions, probability_margin
@@ -26,5 +26,5 @@ from .sweep import alpha_sweep
 __all__ = ["CLAMPS", "MixedClassifier", "MixedNUTS", "SPACES", "algorithm1", "alpha_sweep", "argmax_guaranteed",
            "calibration_split", "certify_mixture", "gaussian_lipschitz", "hoeffding_bounds",
            "layer_norm_logits", "lipschitz_radius", "margin_statistics", "margins_and_predictions", "nuts_correct",
-           "nuts_transform", "probability_margin",
+           "nuts_transform", "probability_bounds", "probability_margin",
            "smoothed_probability_bounds", "smoothing_radius"]

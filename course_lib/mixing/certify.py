@@ -32,6 +32,9 @@ import torch
 from torch import nn
 
 from ..checks import check_count, check_labels, check_positive, check_unit_interval
+from ..data import DataSplit
+from ..evaluation import register_evaluation
+from ..profiles import Profile
 from ..smoothing.sampling import noise_softmax_sums
 from ..smoothing.stats import check_alpha, check_sigma, radius_from_probabilities
 
@@ -94,28 +97,55 @@ def hoeffding_bounds(mean, n: int, alpha_conf: float) -> tuple[np.ndarray, np.nd
 def smoothed_probability_bounds(base_classifier: nn.Module, x: torch.Tensor, sigma: float, n0: int, n: int,
                                 alpha_conf: float, num_classes: int, batch_size: int = 500,
                                 generator: torch.Generator | None = None, progress: bool = True) -> dict:
-    """Monte-Carlo bounds on the soft smoothed classifier ``h(x) = E_e[softmax f(x + e)]`` at each input.
-
-    The class ``y_hat`` is the argmax of the mean softmax over ``n0`` selection draws; over ``n`` fresh draws,
-    ``p_top`` lower-bounds ``h_{y_hat}`` and ``p_runner`` upper-bounds ``max_{i != y_hat} h_i`` (the larger of the
-    other classes' Hoeffding bounds, or ``1 - p_top`` if smaller); jointly valid with probability at least
-    ``1 - alpha_conf`` (Hoeffding at ``alpha_conf / K`` per class, union bound). Returns NumPy arrays
-    ``prediction``, ``p_top``, ``p_runner``, ``mean`` (the estimation draws' mean softmax, B x K)."""
+    """Monte-Carlo bounds on the soft smoothed classifier ``h(x) = E_e[softmax f(x + e)]`` at each input: the
+    softmax sums of ``n0`` selection and ``n`` estimation draws of ``N(0, sigma^2 I)`` noise
+    (:func:`course_lib.smoothing.noise_softmax_sums`), turned into bounds by :func:`probability_bounds`."""
     check_sigma(sigma)
     n0, n = check_count(n0, "n0"), check_count(n, "n")
     check_alpha(alpha_conf)
     k = check_count(num_classes, "num_classes", minimum=2)
     sums = noise_softmax_sums(base_classifier, x, [n0, n], sigma, k, batch_size, generator, progress,
                               desc="soft smoothing")
+    return probability_bounds(sums, n, alpha_conf)
+
+
+def probability_bounds(sums: np.ndarray, n: int, alpha_conf: float) -> dict:
+    """The bounds of :func:`smoothed_probability_bounds` from its softmax sums ``B x 2 x K`` (selection, estimation).
+
+    The class ``y_hat`` is the argmax of the selection draws' sum; over the ``n`` estimation draws, ``p_top``
+    lower-bounds ``h_{y_hat}`` and ``p_runner`` upper-bounds ``max_{i != y_hat} h_i`` (the larger of the other
+    classes' Hoeffding bounds, or ``1 - p_top`` if smaller); jointly valid with probability at least
+    ``1 - alpha_conf`` (Hoeffding at ``alpha_conf / K`` per class, union bound). Returns NumPy arrays
+    ``prediction``, ``p_top``, ``p_runner``, ``mean`` (the estimation draws' mean softmax, B x K)."""
+    sums = np.asarray(sums, dtype=float)
+    if sums.ndim != 3 or sums.shape[1] != 2 or sums.shape[2] < 2:
+        raise ValueError(f"sums must have shape (inputs, 2, classes >= 2), got {sums.shape}")
+    n = check_count(n, "n")
+    check_alpha(alpha_conf)
+    k = sums.shape[2]
     prediction = sums[:, 0].argmax(1)
     mean = sums[:, 1] / n
     lower, upper = hoeffding_bounds(mean, n, alpha_conf / k)
-    rows = np.arange(len(x))
+    rows = np.arange(len(sums))
     p_top = lower[rows, prediction]
     others = upper.copy()
     others[rows, prediction] = -np.inf
     p_runner = np.minimum(others.max(1), 1 - p_top)
     return {"prediction": prediction, "p_top": p_top, "p_runner": p_runner, "mean": mean}
+
+
+@register_evaluation("soft_smoothing")
+def evaluate_soft_smoothing(model: nn.Module, data: DataSplit, profile: Profile, sigma: float, n0: int, n: int,
+                            images: int, seed: int = 0, batch_size: int = 500) -> dict:
+    """The softmax sums of :func:`smoothed_probability_bounds` on the first ``images`` test images, noise from a CPU
+    generator seeded with ``seed``, cached with the model (:func:`course_lib.zoo.evaluate`) so that a chapter
+    rebuilds the bounds with :func:`probability_bounds` instead of sampling again on every build.
+    Returns ``{"sums": B x 2 x K nested lists, "sigma", "n0", "n", "images", "seed"}``."""
+    check_sigma(sigma)
+    x = data.x_test[:min(check_count(images, "images"), len(data.x_test))]
+    sums = noise_softmax_sums(model, x, [check_count(n0, "n0"), check_count(n, "n")], sigma, data.num_classes,
+                              batch_size, torch.Generator().manual_seed(seed), True, desc="soft smoothing")
+    return {"sums": np.asarray(sums).tolist(), "sigma": sigma, "n0": n0, "n": n, "images": len(x), "seed": seed}
 
 
 def certify_mixture(bounds: dict, y: torch.Tensor, alpha: float, sigma: float) -> dict:
@@ -131,5 +161,5 @@ def certify_mixture(bounds: dict, y: torch.Tensor, alpha: float, sigma: float) -
     return {"correct": correct, "lipschitz": np.where(correct, lip, 0.0), "smoothing": np.where(correct, smo, 0.0)}
 
 
-__all__ = ["certify_mixture", "gaussian_lipschitz", "hoeffding_bounds", "lipschitz_radius",
+__all__ = ["certify_mixture", "gaussian_lipschitz", "hoeffding_bounds", "lipschitz_radius", "probability_bounds",
            "smoothed_probability_bounds", "smoothing_radius"]
